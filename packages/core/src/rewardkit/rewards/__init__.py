@@ -1,0 +1,15 @@
+"""Rewards: the batch contract, the per-sample decorator, the scorer and transforms."""
+
+from rewardkit.rewards.base import Reward, SampleReward, build_reward, per_sample
+from rewardkit.rewards.scoring import RewardError, ScoreResult, Scorer, WeightedReward
+
+__all__ = [
+    "Reward",
+    "RewardError",
+    "SampleReward",
+    "ScoreResult",
+    "Scorer",
+    "WeightedReward",
+    "build_reward",
+    "per_sample",
+]

@@ -1,0 +1,205 @@
+"""Scoring engine: run several rewards over one batch and combine them.
+
+Async rewards are awaited together; sync rewards run in a thread pool, concurrently with
+them. Each reward has a timeout. The combined score is the weighted sum of the rewards'
+scores, and every raw reward is kept by name for logging. A NaN or infinite score is an
+error naming the reward and the sample. With `on_error="zero"` a failing or timed-out
+reward scores 0 for the whole batch and the failure is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from rewardkit.rewards.base import Reward
+from rewardkit.types import RewardOutput, Sample
+
+
+class RewardError(RuntimeError):
+    """A reward failed, timed out or returned something unusable."""
+
+
+@dataclass
+class WeightedReward:
+    name: str
+    reward: Reward
+    weight: float = 1.0
+    timeout: float | None = None  # seconds; None = the scorer's default
+
+
+@dataclass
+class ScoreResult:
+    total: torch.Tensor  # (B,) weighted sum
+    raw: dict[str, list[float]]  # reward name -> per-sample score
+    outputs: list[RewardOutput]  # merged per-sample outputs (score = total)
+    errors: dict[str, int] = field(default_factory=dict)  # reward name -> failures zeroed
+
+    def metrics(self) -> dict[str, float]:
+        """Mean and std of each raw reward and of the total, plus error counts."""
+        out: dict[str, float] = {}
+        for name, values in {**self.raw, "total": self.total.tolist()}.items():
+            t = torch.tensor(values, dtype=torch.float)
+            out[f"reward/{name}/mean"] = t.mean().item() if len(t) else 0.0
+            out[f"reward/{name}/std"] = t.std(unbiased=False).item() if len(t) else 0.0
+        for name, n in self.errors.items():
+            out[f"reward/{name}/errors"] = float(n)
+        return out
+
+
+class Scorer:
+    """Scores batches with a fixed list of weighted rewards."""
+
+    def __init__(
+        self,
+        rewards: list[WeightedReward],
+        timeout: float | None = 60.0,
+        on_error: Literal["raise", "zero"] = "raise",
+        max_workers: int = 8,
+    ):
+        if not rewards:
+            raise ValueError("the scorer needs at least one reward")
+        names = [r.name for r in rewards]
+        if len(set(names)) != len(names):
+            raise ValueError(f"reward names must be unique, got {names}")
+        if on_error not in ("raise", "zero"):
+            raise ValueError(f"on_error must be 'raise' or 'zero', got {on_error!r}")
+        self.rewards = rewards
+        self.timeout = timeout
+        self.on_error = on_error
+        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="reward")
+        self.error_counts: dict[str, int] = {r.name: 0 for r in rewards}  # over the run
+
+    def __call__(self, samples: list[Sample]) -> ScoreResult:
+        return _run_sync(self.score(samples))
+
+    async def score(self, samples: list[Sample]) -> ScoreResult:
+        results = await asyncio.gather(
+            *(self._one(r, samples) for r in self.rewards), return_exceptions=True
+        )
+        raw: dict[str, list[float]] = {}
+        per_reward: dict[str, list[RewardOutput]] = {}
+        errors: dict[str, int] = {}
+        for r, res in zip(self.rewards, results, strict=True):
+            if isinstance(res, BaseException):
+                if self.on_error == "raise" or isinstance(res, _NonFinite):
+                    raise res if isinstance(res, RewardError) else RewardError(
+                        f"reward {r.name!r} failed: {type(res).__name__}: {res}"
+                    ) from res
+                errors[r.name] = len(samples)
+                self.error_counts[r.name] += 1
+                res = [RewardOutput(0.0, info={"error": f"{type(res).__name__}: {res}"})] * len(
+                    samples
+                )
+            per_reward[r.name] = res
+            raw[r.name] = [o.score for o in res]
+        total = torch.zeros(len(samples), dtype=torch.float64)
+        for r in self.rewards:
+            total += r.weight * torch.tensor(raw[r.name], dtype=torch.float64)
+        outputs = [
+            _merge(i, samples[i], self.rewards, per_reward, float(total[i]))
+            for i in range(len(samples))
+        ]
+        return ScoreResult(total.float(), raw, outputs, errors)
+
+    async def _one(self, r: WeightedReward, samples: list[Sample]) -> list[RewardOutput]:
+        timeout = r.timeout if r.timeout is not None else self.timeout
+        loop = asyncio.get_running_loop()
+        if _is_async(r.reward):
+            coro = r.reward(samples)
+        else:
+            coro = loop.run_in_executor(self.pool, r.reward, samples)
+        try:
+            values = await asyncio.wait_for(coro, timeout)
+        except TimeoutError:
+            raise RewardError(f"reward {r.name!r} timed out after {timeout}s") from None
+        if inspect.isawaitable(values):  # a sync __call__ that returned a coroutine
+            values = await asyncio.wait_for(values, timeout)
+        if not isinstance(values, list | tuple) or len(values) != len(samples):
+            got = len(values) if isinstance(values, list | tuple) else type(values).__name__
+            raise RewardError(
+                f"reward {r.name!r} must return one value per sample ({len(samples)}), got {got}"
+            )
+        outputs = [RewardOutput.coerce(v) for v in values]
+        for i, o in enumerate(outputs):
+            if not math.isfinite(o.score):
+                raise _NonFinite(
+                    f"reward {r.name!r} returned {o.score} for sample {i} "
+                    f"(group {samples[i].group}, completion {samples[i].completion[:80]!r})"
+                )
+        return outputs
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _NonFinite(RewardError):
+    """Never zeroed: a NaN reward is a bug to fix, not a flaky failure."""
+
+
+def _is_async(reward: Any) -> bool:
+    return inspect.iscoroutinefunction(reward) or inspect.iscoroutinefunction(
+        getattr(reward, "__call__", None)
+    )
+
+
+def _merge(
+    i: int,
+    sample: Sample,
+    rewards: list[WeightedReward],
+    per_reward: dict[str, list[RewardOutput]],
+    total: float,
+) -> RewardOutput:
+    """Weighted sum of token and step rewards across rewards; infos keyed by reward."""
+    token: list[float] | None = None
+    steps: list[float] | None = None
+    ends: list[int] | None = None
+    info: dict[str, Any] = {}
+    for r in rewards:
+        o = per_reward[r.name][i]
+        if o.info:
+            info[r.name] = o.info
+        if o.token_rewards is not None:
+            add = [r.weight * v for v in o.token_rewards]
+            token = add if token is None else [a + b for a, b in zip(token, add, strict=True)]
+        if o.step_rewards is not None:
+            add = [r.weight * v for v in o.step_rewards]
+            if steps is None:
+                steps, ends = add, list(o.step_ends)
+            elif list(o.step_ends) == ends:
+                steps = [a + b for a, b in zip(steps, add, strict=True)]
+            else:
+                raise RewardError(
+                    f"reward {r.name!r} gives step rewards with other step ends than another "
+                    f"reward for sample {i}; step rewards can only be summed on the same steps"
+                )
+    return RewardOutput(total, token_rewards=token, step_rewards=steps, step_ends=ends, info=info)
+
+
+def _run_sync(coro):
+    """Run a coroutine from sync code, also when an event loop is already running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001
+            box["error"] = exc
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -1,0 +1,42 @@
+"""The task contract: a dataset, a prompt format, default rewards and default config.
+
+`rewardkit train --task code.humaneval` needs nothing else: the trainer asks the task for
+its rows, turns each row into a prompt, and scores with the task's default rewards unless
+the config names others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewardkit.types import Prompt
+
+
+@dataclass
+class RewardSpec:
+    """A reward as a config names it: registry name, weight and constructor options."""
+
+    name: str
+    weight: float = 1.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """Subclass and register with `@TASKS.register("pkg.name")` or an entry point."""
+
+    name: str = "task"
+    rewards: list[RewardSpec] = []
+    default_config: dict[str, Any] = {}  # trainer settings that suit this task
+    environment: str | None = None  # registry-free factory path for multi-turn tasks
+
+    def __init__(self, **options: Any):
+        self.options = options
+
+    def rows(self, split: str) -> list[dict[str, Any]]:
+        """The dataset rows of a split ("train" or "test"); each is passed as Sample.meta."""
+        raise NotImplementedError
+
+    def prompt(self, row: dict[str, Any]) -> Prompt:
+        """The prompt for one row: text, or chat messages."""
+        return row["prompt"]

@@ -1,0 +1,58 @@
+"""Process rank, world size and reductions, taken from torch.distributed.
+
+accelerate's own state is not trusted for this: under DeepSpeed on a CPU it reports one
+process while DeepSpeed runs several (specs/core.md §6). torch.distributed is the truth.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as td
+
+
+def _on() -> bool:
+    return td.is_available() and td.is_initialized()
+
+
+def rank() -> int:
+    return td.get_rank() if _on() else 0
+
+
+def world() -> int:
+    return td.get_world_size() if _on() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if _on():
+        td.barrier()
+
+
+def _reduce(values: list[float], op) -> list[float]:
+    if not _on():
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    if td.get_backend() == "nccl":
+        t = t.cuda()
+    td.all_reduce(t, op=op)
+    return t.cpu().tolist()
+
+
+def sum_over_processes(value: float) -> float:
+    return _reduce([float(value)], td.ReduceOp.SUM if _on() else None)[0]
+
+
+def max_over_processes(value: int) -> int:
+    return int(_reduce([float(value)], td.ReduceOp.MAX if _on() else None)[0])
+
+
+def mean_over_processes(metrics: dict[str, float]) -> dict[str, float]:
+    """Mean of each metric over processes (every process must pass the same keys)."""
+    if not _on():
+        return metrics
+    keys = sorted(metrics)
+    summed = _reduce([float(metrics[k]) for k in keys], td.ReduceOp.SUM)
+    return {k: v / world() for k, v in zip(keys, summed, strict=True)}

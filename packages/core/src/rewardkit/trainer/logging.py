@@ -1,0 +1,102 @@
+"""Run outputs: metrics through accelerate trackers, sampled completions, the end PNG.
+
+Trackers: `jsonl` (metrics.jsonl, always available), `tensorboard`, and `wandb` when it
+is installed. Only the main process writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from accelerate.tracking import GeneralTracker
+
+
+class JSONLTracker(GeneralTracker):
+    """One JSON object per logged step in <output_dir>/metrics.jsonl."""
+
+    name = "jsonl"
+    requires_logging_directory = True
+
+    def __init__(self, run_name: str, logging_dir: str | Path):
+        super().__init__()
+        self.run_name = run_name
+        self.path = Path(logging_dir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a")
+
+    @property
+    def tracker(self):
+        return self._file
+
+    def store_init_configuration(self, values: dict[str, Any]) -> None:
+        (self.path.parent / "config.json").write_text(json.dumps(values, indent=2, default=str))
+
+    def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
+        self._file.write(json.dumps({"step": step, **values}, default=float) + "\n")
+        self._file.flush()
+
+    def finish(self) -> None:
+        self._file.close()
+
+
+def trackers(report_to: list[str], output_dir: str | Path) -> list[Any]:
+    """Accelerate `log_with` entries for the configured trackers."""
+    out: list[Any] = []
+    for name in report_to:
+        if name == "jsonl":
+            out.append(JSONLTracker("rewardkit", output_dir))
+        elif name == "tensorboard":
+            out.append("tensorboard")
+        elif name == "wandb":
+            try:
+                import wandb  # noqa: F401
+            except ImportError:
+                continue  # documented: wandb is used when installed
+            out.append("wandb")
+    return out
+
+
+def write_completions(path: Path, step: int, samples, raw: dict[str, list[float]], adv) -> None:
+    """Append the step's sampled completions with each reward's score."""
+    with path.open("a") as f:
+        for i, s in enumerate(samples):
+            row = {
+                "step": step,
+                "group": s.group,
+                "prompt": s.prompt,
+                "completion": s.completion,
+                "rewards": {name: values[i] for name, values in raw.items()},
+                "advantage": float(adv[i]),
+                "truncated": s.truncated,
+            }
+            f.write(json.dumps(row, default=str) + "\n")
+
+
+def plot_history(history: list[dict[str, float]], path: Path, title: str = "rewardkit") -> None:
+    """PNG of reward and held-out accuracy against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = [h["step"] for h in history if "reward/total/mean" in h]
+    rewards = [h["reward/total/mean"] for h in history if "reward/total/mean" in h]
+    if steps:
+        ax.plot(steps, rewards, label="train reward (mean)", color="tab:blue", alpha=0.8)
+    evals = [(h["step"], h["eval/accuracy"]) for h in history if "eval/accuracy" in h]
+    evals = [(s, a) for s, a in evals if not math.isnan(a)]
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", label="held-out accuracy", color="tab:red")
+    ax.set_xlabel("step")
+    ax.set_ylabel("reward / accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,251 @@
+"""Rollouts: sample completions for prompts, single-turn or against a text environment.
+
+A generation backend turns prompt token ids into completion token ids. `HFGenerate`
+(transformers' `generate`) is the default; `VLLMGenerate` is optional and import-guarded.
+`multi_turn_rollout` alternates policy actions and environment observations; the
+observation tokens get completion_mask 0, so the loss never trains on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from rewardkit.data import left_pad
+from rewardkit.envs import TextEnvironment
+from rewardkit.types import Sample, Turn
+
+
+@dataclass
+class Generated:
+    ids: list[int]
+    truncated: bool  # hit max_new_tokens without an end-of-sequence or stop string
+
+
+class GenerationBackend(Protocol):
+    def generate(
+        self, prompts: list[list[int]], max_new_tokens: int, greedy: bool = False
+    ) -> list[Generated]: ...
+
+
+class HFGenerate:
+    """transformers `generate` on the policy itself (always in sync with its weights)."""
+
+    def __init__(
+        self,
+        model_fn: Callable[[], torch.nn.Module],
+        tokenizer: Any,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        stop_strings: list[str] | None = None,
+    ):
+        self.model_fn = model_fn  # returns the unwrapped policy (it changes under PEFT/DDP)
+        self.tokenizer = tokenizer
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        self.stop_strings = list(stop_strings or [])
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+
+    @torch.no_grad()
+    def generate(
+        self, prompts: list[list[int]], max_new_tokens: int, greedy: bool = False
+    ) -> list[Generated]:
+        model = self.model_fn()
+        device = next(model.parameters()).device
+        batch = left_pad(prompts, self.pad_id, device)
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=max_new_tokens,
+            pad_token_id=self.pad_id,
+            eos_token_id=self.eos_id,
+        )
+        if greedy:
+            kwargs.update(do_sample=False)
+        else:
+            kwargs.update(
+                do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k
+            )
+        if self.stop_strings:
+            kwargs.update(stop_strings=self.stop_strings, tokenizer=self.tokenizer)
+        was_training = model.training
+        model.eval()
+        out = model.generate(**batch, **kwargs)
+        model.train(was_training)
+        completions = out[:, batch["input_ids"].shape[1] :].tolist()
+        return [self._trim(ids, max_new_tokens) for ids in completions]
+
+    def _trim(self, ids: list[int], max_new_tokens: int) -> Generated:
+        """Cut at the first end-of-sequence (kept), drop trailing padding."""
+        if self.eos_id in ids:
+            return Generated(ids[: ids.index(self.eos_id) + 1], truncated=False)
+        while ids and ids[-1] == self.pad_id:
+            ids = ids[:-1]
+        if len(ids) < max_new_tokens:  # stopped early: a stop string
+            return Generated(ids, truncated=False)
+        text = self.tokenizer.decode(ids)
+        stopped = any(text.endswith(s) for s in self.stop_strings)
+        return Generated(ids, truncated=not stopped)
+
+
+class VLLMGenerate:
+    """Generation with vLLM (optional extra `rewardkit[vllm]`), weights pushed each step.
+
+    Experimental: vLLM's internal weight-loading API changes between versions.
+    """
+
+    def __init__(self, model_path: str, tokenizer: Any, **sampling: Any):
+        try:
+            import vllm
+        except ImportError as exc:
+            raise ImportError(
+                "backend 'vllm' needs vLLM: install it with `uv sync --extra vllm` (or "
+                "`pip install vllm`) on a machine with a supported GPU, or use backend 'hf'"
+            ) from exc
+        self.vllm = vllm
+        self.llm = vllm.LLM(model=model_path, enable_prefix_caching=True)
+        self.tokenizer = tokenizer
+        self.sampling = sampling
+
+    def load_weights(self, model: torch.nn.Module) -> None:
+        runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
+        runner.model.load_weights(model.state_dict().items())
+
+    def generate(
+        self, prompts: list[list[int]], max_new_tokens: int, greedy: bool = False
+    ) -> list[Generated]:
+        params = self.vllm.SamplingParams(
+            max_tokens=max_new_tokens,
+            temperature=0.0 if greedy else self.sampling.get("temperature", 1.0),
+            top_p=self.sampling.get("top_p", 1.0),
+            top_k=self.sampling.get("top_k", 0) or -1,
+            stop=self.sampling.get("stop_strings") or None,
+        )
+        outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params)
+        return [
+            Generated(list(o.outputs[0].token_ids), o.outputs[0].finish_reason == "length")
+            for o in outs
+        ]
+
+
+def single_turn_rollout(
+    backend: GenerationBackend,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    prompt_ids: list[list[int]],
+    prompts: list[Any],
+    num_generations: int,
+    max_new_tokens: int,
+    group_offset: int = 0,
+    greedy: bool = False,
+) -> list[Sample]:
+    """num_generations completions per prompt; sample k*G .. k*G+G-1 belong to prompt k."""
+    repeated = [ids for ids in prompt_ids for _ in range(num_generations)]
+    generated = backend.generate(repeated, max_new_tokens, greedy=greedy)
+    samples = []
+    for j, gen in enumerate(generated):
+        k = j // num_generations
+        samples.append(
+            Sample(
+                prompt=prompts[k],
+                completion=tokenizer.decode(gen.ids, skip_special_tokens=True),
+                prompt_ids=prompt_ids[k],
+                completion_ids=gen.ids,
+                group=group_offset + k,
+                meta=rows[k],
+                truncated=gen.truncated,
+            )
+        )
+    return samples
+
+
+def multi_turn_rollout(
+    backend: GenerationBackend,
+    tokenizer: Any,
+    make_env: Callable[[dict[str, Any]], TextEnvironment],
+    rows: list[dict[str, Any]],
+    prompt_ids: list[list[int]],
+    prompts: list[Any],
+    num_generations: int,
+    max_new_tokens: int,
+    max_turns: int,
+    max_episode_tokens: int,
+    group_offset: int = 0,
+    seed: int = 0,
+    greedy: bool = False,
+) -> list[Sample]:
+    """Episodes against text environments, batched across episodes turn by turn.
+
+    The environment's first observation is appended to the prompt. Each turn the policy
+    writes an action (mask 1), the environment answers (mask 0). An episode ends when
+    the environment says done, after max_turns actions, or at max_episode_tokens.
+    Sample.meta is the row plus `episode`: return, success, turns, invalid actions.
+    """
+
+    def encode(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False)
+
+    episodes = []
+    for j in range(len(rows) * num_generations):
+        k = j // num_generations
+        env = make_env(rows[k])
+        first = env.reset(rows[k], seed=seed + j)
+        episodes.append(
+            dict(env=env, k=k, context=prompt_ids[k] + encode(first), ids=[], mask=[], turns=[],
+                 ret=0.0, done=False, truncated=False, info={}, first=first)
+        )
+    for _ in range(max_turns):
+        active = [e for e in episodes if not e["done"]]
+        if not active:
+            break
+        budgets = [max_episode_tokens - len(e["ids"]) for e in active]
+        n_new = max(1, min(max_new_tokens, max(budgets)))
+        actions = backend.generate([e["context"] + e["ids"] for e in active], n_new, greedy)
+        for e, gen, budget in zip(active, actions, budgets, strict=True):
+            ids = gen.ids[: max(budget, 0)]
+            start = len(e["ids"])
+            e["ids"] += ids
+            e["mask"] += [1] * len(ids)
+            action = tokenizer.decode(ids, skip_special_tokens=True)
+            state = e["env"].state()
+            result = e["env"].step(action)
+            e["ret"] += result.reward
+            e["info"] = result.info
+            obs_ids = [] if result.done else encode(result.observation)
+            e["turns"].append(Turn(start, start + len(ids), action, result.observation, state,
+                                   result.reward))
+            e["ids"] += obs_ids
+            e["mask"] += [0] * len(obs_ids)
+            if result.done:
+                e["done"] = True
+            elif len(e["ids"]) >= max_episode_tokens or gen.truncated and len(ids) >= budget:
+                e["done"] = e["truncated"] = True
+    samples = []
+    for e in episodes:
+        k = e["k"]
+        ids, mask = e["ids"][:max_episode_tokens], e["mask"][:max_episode_tokens]
+        meta = dict(rows[k])
+        meta["episode"] = {
+            "return": e["ret"],
+            "success": bool(e["info"].get("success", False)),
+            "turns": len(e["turns"]),
+            "invalid_actions": int(e["info"].get("invalid_actions", 0)),
+            "finished": e["done"] and not e["truncated"],
+        }
+        samples.append(
+            Sample(
+                prompt=prompts[k],
+                completion=tokenizer.decode(ids, skip_special_tokens=True),
+                prompt_ids=e["context"],
+                completion_ids=ids,
+                completion_mask=mask,
+                group=group_offset + k,
+                meta=meta,
+                turns=e["turns"],
+                truncated=not e["done"] or e["truncated"],
+            )
+        )
+    return samples

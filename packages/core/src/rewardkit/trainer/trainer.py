@@ -1,0 +1,400 @@
+"""GRPOTrainer: the GRPO loop on accelerate, readable top to bottom.
+
+    for each step:
+        rows     = next prompts (each process its own share)
+        samples  = rollout(policy, rows, num_generations)
+        scores   = scorer(samples)                 # weighted rewards, concurrent
+        (dynamic sampling: drop zero-variance groups, sample more)
+        adv      = estimator(batch)                # (B, T), from the registry
+        old/ref log-probs when num_iterations > 1 or beta > 0
+        for each iteration: for each micro-batch: clipped loss, backward; optimizer step
+        log, evaluate, checkpoint
+
+Variation lives in the registered estimators, rewards and collators, not here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
+from rewardkit.rewards.scoring import ScoreResult, Scorer
+from rewardkit.trainer import distributed as dist
+from rewardkit.trainer.components import estimator_requires, load_policy, resolve
+from rewardkit.trainer.config import GRPOConfig
+from rewardkit.trainer.logging import plot_history, trackers, write_completions
+from rewardkit.trainer.loss import per_token_loss, token_weights
+from rewardkit.trainer.prompts import PromptStream
+from rewardkit.trainer.rollout import HFGenerate, multi_turn_rollout, single_turn_rollout
+from rewardkit.types import RolloutBatch, Sample
+
+
+class GRPOTrainer:
+    def __init__(self, config: GRPOConfig, model=None, tokenizer=None, components=None):
+        self.config = c = config
+        self.parts = components or resolve(c)  # names fail here, before any model loads
+        self.task = self.parts.task
+        self.estimator = self.parts.estimator
+        self.output_dir = Path(c.output_dir)
+        self.accelerator = Accelerator(
+            log_with=trackers(c.report_to, self.output_dir) if dist.is_main() else None,
+            project_dir=str(self.output_dir),
+            mixed_precision="no",
+        )
+        set_seed(c.seed + dist.rank())
+        if model is None:
+            model, tokenizer = load_policy(c)
+        self.tokenizer = tokenizer
+        self.ref_model = None
+        if c.beta > 0 and c.lora_r == 0:  # with LoRA the reference is the adapter-free base
+            import copy
+
+            self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=c.learning_rate,
+            betas=tuple(c.adam_betas),
+            weight_decay=c.weight_decay,
+        )
+        from transformers import get_scheduler
+
+        scheduler = get_scheduler(c.lr_scheduler, optimizer, c.warmup_steps, max(c.max_steps, 1))
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
+            model, optimizer, scheduler
+        )
+        if self.ref_model is not None:
+            self.ref_model.to(self.accelerator.device)
+        self.scorer = Scorer(self.parts.rewards, c.reward_timeout, c.on_reward_error)
+        self.backend = HFGenerate(
+            lambda: self.accelerator.unwrap_model(self.model), tokenizer,
+            c.temperature, c.top_p, c.top_k, c.stop_strings,
+        )
+        self.stream = PromptStream(len(self.task.rows("train")), c.seed, dist.rank(), dist.world())
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        if dist.is_main():
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            self.accelerator.init_trackers("rewardkit", config=_flat(c.to_dict()))
+        if c.resume_from:
+            self.load_checkpoint(c.resume_from)
+
+    # -- rollouts ------------------------------------------------------------------------
+    def encode_prompts(self, rows: list[dict[str, Any]]) -> tuple[list[Any], list[list[int]]]:
+        prompts = [self.task.prompt(r) for r in rows]
+        ids = []
+        for p in prompts:
+            if isinstance(p, str):
+                tokens = self.tokenizer(p)["input_ids"]
+            else:
+                tokens = self.tokenizer.apply_chat_template(
+                    p, add_generation_prompt=True, tokenize=True, return_dict=False
+                )
+            ids.append(list(tokens)[-self.config.max_prompt_length :])
+        return prompts, ids
+
+    def rollout(self, rows, group_offset: int = 0, greedy: bool = False, generations=None):
+        c = self.config
+        prompts, ids = self.encode_prompts(rows)
+        g = generations or c.num_generations
+        make_env = getattr(self.task, "make_environment", None)
+        if make_env is not None:
+            return multi_turn_rollout(
+                self.backend, self.tokenizer, make_env, rows, ids, prompts, g,
+                c.max_completion_length, c.max_turns, c.max_episode_tokens, group_offset,
+                seed=c.seed + 7919 * self.step + 104729 * dist.rank(), greedy=greedy,
+            )
+        return single_turn_rollout(
+            self.backend, self.tokenizer, rows, ids, prompts, g, c.max_completion_length,
+            group_offset, greedy,
+        )
+
+    def sample_and_score(self) -> tuple[list[Sample], ScoreResult, dict[str, float]]:
+        """One step's samples and scores; with dynamic sampling (DAPO) only groups whose
+        rewards vary are kept, sampling more prompts until the batch is full."""
+        c = self.config
+        rows = [self.task.rows("train")[i] for i in self.stream.take(c.prompts_per_step)]
+        samples = self.rollout(rows)
+        result = self.scorer(samples)
+        stats = {"frac_zero_variance_groups": _zero_variance_fraction(samples, result.total)}
+        if not c.dynamic_sampling:
+            return samples, result, stats
+        kept_samples: list[Sample] = []
+        kept: list[ScoreResult] = []
+        rounds = 0
+        while True:
+            for g in sorted({s.group for s in samples}):
+                idx = [i for i, s in enumerate(samples) if s.group == g]
+                full = len(kept_samples) >= c.prompts_per_step * c.num_generations
+                if not full and result.total[idx].std() > 0:
+                    kept_samples += [samples[i] for i in idx]
+                    kept.append(_select(result, idx))
+            full = len(kept_samples) >= c.prompts_per_step * c.num_generations
+            if full or rounds >= c.max_resample_rounds:
+                break
+            rounds += 1
+            offset = max(s.group for s in samples) + 1
+            rows = [self.task.rows("train")[i] for i in self.stream.take(c.prompts_per_step)]
+            samples = self.rollout(rows, group_offset=offset)
+            result = self.scorer(samples)
+        stats["dynamic_sampling/rounds"] = float(rounds)
+        stats["dynamic_sampling/groups_kept"] = len(kept_samples) / c.num_generations
+        if not kept:  # nothing varied: train on the last batch (its advantages are zero)
+            return samples, result, stats
+        return kept_samples, _concat(kept), stats
+
+    # -- one training step ---------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        c, acc = self.config, self.accelerator
+        t0 = time.perf_counter()
+        samples, scored, stats = self.sample_and_score()
+        t_generate_score = time.perf_counter() - t0
+        seqs = [TrainSequence(s.prompt_ids, s.completion_ids, i) for i, s in enumerate(samples)]
+        mbs = make_micro_batches(
+            seqs, c.micro_batch_tokens, "packed" if c.packing else "padded",
+            self.backend.pad_id, acc.device,
+        )
+        n_mbs = dist.max_over_processes(len(mbs))  # DDP needs the same number of backwards
+        requires = estimator_requires(self.estimator)
+        need_old = c.num_iterations > 1
+        old_logp, ref_logp, entropies = self._pre_pass(samples, mbs, need_old, "entropy" in requires)
+        batch = RolloutBatch.from_samples(
+            samples, scored.outputs, scored.total, c.max_completion_length, entropies
+        )
+        adv = self.estimator(batch).to(acc.device)
+        loss_mask = batch.completion_mask.to(acc.device)
+        if c.mask_truncated_completions:
+            truncated = torch.tensor([s.truncated for s in samples], device=acc.device)
+            loss_mask = loss_mask * (~truncated).float().unsqueeze(1)
+        weights = token_weights(
+            loss_mask, c.loss_type, c.max_completion_length,
+            global_tokens=dist.sum_over_processes(loss_mask.sum().item()),
+            num_processes=dist.world(),
+        )
+        t1 = time.perf_counter()
+        sums: dict[str, float] = {"loss": 0.0, "clip": 0.0, "kl": 0.0, "entropy": 0.0, "tokens": 0.0}
+        grad_norm = 0.0
+        for _ in range(c.num_iterations):
+            for j in range(n_mbs):
+                mb = mbs[min(j, len(mbs) - 1)]
+                scale = 1.0 if j < len(mbs) else 0.0  # a padding micro-batch adds nothing
+                sync = acc.no_sync(self.model) if j < n_mbs - 1 else contextlib.nullcontext()
+                with sync:
+                    logp, ent = completion_logprobs(self.model, mb, c.temperature, with_entropy=True)
+                    r, t = mb.rows.to(acc.device), mb.cols.to(acc.device)
+                    tl = per_token_loss(
+                        logp, None if old_logp is None else old_logp[r, t], adv[r, t],
+                        c.epsilon_low, c.epsilon_upper, c.beta,
+                        None if ref_logp is None else ref_logp[r, t],
+                    )
+                    w = weights[r, t] * scale
+                    loss = (w * tl.loss).sum()
+                    acc.backward(loss)
+                m = loss_mask[r, t] * scale
+                sums["loss"] += loss.item()
+                sums["clip"] += (tl.clipped.float() * m).sum().item()
+                sums["entropy"] += (ent.detach() * m).sum().item()
+                sums["kl"] += 0.0 if tl.kl is None else (tl.kl * m).sum().item()
+                sums["tokens"] += m.sum().item()
+            if c.max_grad_norm > 0:
+                grad_norm = float(acc.clip_grad_norm_(self.model.parameters(), c.max_grad_norm))
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        t_train = time.perf_counter() - t1
+        self.step += 1
+        n_tok = max(sums["tokens"], 1.0)
+        adv_tokens = adv[loss_mask > 0]
+        lengths = batch.completion_mask.sum(1)
+        metrics = {
+            **scored.metrics(),
+            **stats,
+            "loss": sums["loss"] / c.num_iterations,
+            "clip_fraction": sums["clip"] / n_tok,
+            "entropy": sums["entropy"] / n_tok,
+            "kl": sums["kl"] / n_tok,
+            "advantage/mean": adv_tokens.mean().item() if adv_tokens.numel() else 0.0,
+            "advantage/std": adv_tokens.std().item() if adv_tokens.numel() > 1 else 0.0,
+            "advantage/abs_max": adv_tokens.abs().max().item() if adv_tokens.numel() else 0.0,
+            "completion_length": lengths.float().mean().item(),
+            "truncated_fraction": sum(s.truncated for s in samples) / len(samples),
+            "grad_norm": grad_norm,
+            "lr": self.scheduler.get_last_lr()[0],
+            "time/generate_and_score": t_generate_score,
+            "time/train": t_train,
+            "micro_batches": float(len(mbs)),
+        }
+        metrics = dist.mean_over_processes(metrics)
+        metrics["time/step"] = time.perf_counter() - t0
+        if c.log_completions_every and self.step % c.log_completions_every == 0 and dist.is_main():
+            first_adv = [adv[i][loss_mask[i] > 0][:1].sum().item() for i in range(len(samples))]
+            write_completions(self.output_dir / "completions.jsonl", self.step, samples,
+                              scored.raw, first_adv)
+        return metrics
+
+    @torch.no_grad()
+    def _pre_pass(self, samples, mbs, need_old: bool, need_entropy: bool):
+        """Old-policy and reference log-probs and per-sample mean entropies, as needed."""
+        c = self.config
+        if not (need_old or need_entropy or c.beta > 0):
+            return None, None, None
+        B = len(samples)
+        T = max(len(s.completion_ids) for s in samples)
+        dev = self.accelerator.device
+        old = torch.zeros(B, T, device=dev) if need_old or need_entropy else None
+        ent = torch.zeros(B, T, device=dev) if need_entropy else None
+        ref = torch.zeros(B, T, device=dev) if c.beta > 0 else None
+        for mb in mbs:
+            r, t = mb.rows.to(dev), mb.cols.to(dev)
+            if old is not None:
+                logp, e = completion_logprobs(self.model, mb, c.temperature, with_entropy=need_entropy)
+                old[r, t] = logp
+                if ent is not None:
+                    ent[r, t] = e
+            if ref is not None:
+                ref[r, t] = completion_logprobs(self._reference(), mb, c.temperature)[0]
+        entropies = None
+        if ent is not None:
+            mask = torch.zeros(B, T, device=dev)
+            for i, s in enumerate(samples):
+                mask[i, : len(s.completion_mask)] = torch.tensor(s.completion_mask, device=dev, dtype=torch.float)
+            entropies = ((ent * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu()
+        return (old if need_old else None), ref, entropies
+
+    def _reference(self):
+        if self.ref_model is not None:
+            return self.ref_model
+        return _AdaptersDisabled(self.accelerator.unwrap_model(self.model))
+
+    # -- evaluation ----------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: str = "test") -> float:
+        """Greedy held-out accuracy: the share of rows whose accuracy reward reaches
+        eval_correct_threshold. Each process scores its share; the result is global."""
+        rows = self.task.rows(split)[: self.config.eval_size]
+        mine = rows[dist.rank() :: dist.world()]
+        correct = 0.0
+        if mine:
+            samples = self.rollout(mine, greedy=True, generations=1)
+            scores = self.scorer(samples).raw[self.parts.accuracy_reward]
+            correct = float(sum(s >= self.config.eval_correct_threshold for s in scores))
+        return dist.sum_over_processes(correct) / max(len(rows), 1)
+
+    # -- the loop ------------------------------------------------------------------------
+    def train(self) -> list[dict[str, float]]:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        c = self.config
+        if self.step == 0:
+            self._log({"eval/accuracy": self.evaluate()})
+        columns = [TextColumn("GRPO"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
+        show = c.progress and dist.is_main()
+        with Progress(*columns, disable=not show) as bar:
+            job = bar.add_task("train", total=c.max_steps, completed=self.step, info="")
+            while self.step < c.max_steps:
+                metrics = self.train_step()
+                if c.eval_every and self.step % c.eval_every == 0 and self.step < c.max_steps:
+                    metrics["eval/accuracy"] = self.evaluate()
+                self._log(metrics)
+                info = f"reward {metrics['reward/total/mean']:.3f}"
+                if "eval/accuracy" in metrics:
+                    info += f"  acc {metrics['eval/accuracy']:.3f}"
+                bar.update(job, completed=self.step, info=info)
+                if c.save_every and self.step % c.save_every == 0:
+                    self.save_checkpoint()
+        self._log({"eval/accuracy": self.evaluate()})
+        self.save_checkpoint()
+        if dist.is_main():
+            plot_history(self.history, self.output_dir / "training.png", f"{c.task} — {c.advantage}")
+        self.accelerator.end_training()
+        return self.history
+
+    def _log(self, metrics: dict[str, float]) -> None:
+        row = {"step": self.step, **metrics}
+        if self.history and self.history[-1]["step"] == self.step:
+            self.history[-1].update(row)
+        else:
+            self.history.append(row)
+        if dist.is_main():
+            self.accelerator.log(metrics, step=self.step)
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        path = self.output_dir / f"checkpoint-{self.step}"
+        self.accelerator.save_state(str(path))
+        if dist.is_main():
+            state = {"step": self.step, "stream": self.stream.state_dict(), "history": self.history}
+            (path / "trainer_state.json").write_text(json.dumps(state, default=float))
+            model = self.accelerator.unwrap_model(self.model)
+            model.save_pretrained(self.output_dir / "final")
+            self.tokenizer.save_pretrained(self.output_dir / "final")
+        dist.barrier()
+        return path
+
+    def load_checkpoint(self, path: str) -> None:
+        if path == "latest":
+            found = sorted(self.output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+            if not found:
+                raise FileNotFoundError(f"resume_from=latest: no checkpoint in {self.output_dir}")
+            path = str(found[-1])
+        if not (Path(path) / "trainer_state.json").exists():
+            raise FileNotFoundError(f"{path} is not a rewardkit checkpoint (no trainer_state.json)")
+        self.accelerator.load_state(path)
+        state = json.loads((Path(path) / "trainer_state.json").read_text())
+        self.step = state["step"]
+        self.stream.load_state_dict(state["stream"])
+        self.history = state["history"]
+
+
+class _AdaptersDisabled(torch.nn.Module):
+    """The PEFT base model with adapters switched off: the reference policy under LoRA."""
+
+    def __init__(self, peft_model):
+        super().__init__()
+        self.peft_model = peft_model
+
+    def forward(self, **kwargs):
+        with self.peft_model.disable_adapter():
+            return self.peft_model(**kwargs)
+
+
+def _select(result: ScoreResult, idx: list[int]) -> ScoreResult:
+    raw = {name: [values[i] for i in idx] for name, values in result.raw.items()}
+    return ScoreResult(result.total[idx], raw, [result.outputs[i] for i in idx])
+
+
+def _concat(results: list[ScoreResult]) -> ScoreResult:
+    raw = {name: [v for r in results for v in r.raw[name]] for name in results[0].raw}
+    outputs = [o for r in results for o in r.outputs]
+    return ScoreResult(torch.cat([r.total for r in results]), raw, outputs)
+
+
+def _zero_variance_fraction(samples: list[Sample], scores: torch.Tensor) -> float:
+    groups = sorted({s.group for s in samples})
+    flat = 0
+    for g in groups:
+        idx = [i for i, s in enumerate(samples) if s.group == g]
+        flat += int(len(idx) < 2 or float(scores[idx].std()) == 0.0)
+    return flat / max(len(groups), 1)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        elif isinstance(v, int | float | str | bool) or v is None:
+            out[key] = v if v is not None else "None"
+        else:
+            out[key] = str(v)
+    return out
+
