@@ -4,12 +4,6 @@ import string
 
 import pytest
 import torch
-from rewardkit.tiny import (
-    DEFAULT_ALPHABET,
-    build_tiny_model,
-    build_tokenizer,
-    tiny_config,
-)
 from transformers import (
     AutoTokenizer,
     LlamaConfig,
@@ -17,6 +11,13 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
+)
+
+from rewardkit.tiny import (
+    DEFAULT_ALPHABET,
+    build_tiny_model,
+    build_tokenizer,
+    tiny_config,
 )
 
 SMALL = dict(num_layers=1, hidden_size=16, num_heads=2)

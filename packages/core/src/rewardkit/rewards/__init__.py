@@ -1,7 +1,7 @@
 """Rewards: the batch contract, the per-sample decorator, the scorer and transforms."""
 
 from rewardkit.rewards.base import Reward, SampleReward, build_reward, per_sample
-from rewardkit.rewards.scoring import RewardError, ScoreResult, Scorer, WeightedReward
+from rewardkit.rewards.scoring import RewardError, Scorer, ScoreResult, WeightedReward
 
 __all__ = [
     "Reward",

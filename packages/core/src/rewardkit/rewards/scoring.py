@@ -145,8 +145,10 @@ class _NonFinite(RewardError):
 
 
 def _is_async(reward: Any) -> bool:
-    return inspect.iscoroutinefunction(reward) or inspect.iscoroutinefunction(
-        getattr(reward, "__call__", None)
+    return (
+        inspect.iscoroutinefunction(reward)
+        or inspect.iscoroutinefunction(type(reward).__call__)
+        or getattr(reward, "is_async", False)  # a @per_sample async function
     )
 
 

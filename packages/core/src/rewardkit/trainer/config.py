@@ -67,7 +67,9 @@ class GRPOConfig:
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     max_grad_norm: float = 1.0
     micro_batch_tokens: int = 8192  # token budget of one forward/backward
-    packing: bool = True  # padding-free micro-batches (else right-padded)
+    packing: bool | None = None  # padding-free micro-batches; None: packed only where the
+    # attention kernel is varlen (flash-attention), else right-padded (sdpa builds a dense
+    # block-diagonal mask over a packed row: more work than padding short sequences)
     max_steps: int = 100
     seed: int = 0
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -97,6 +99,12 @@ class GRPOConfig:
     # -- validation --------------------------------------------------------------------
     def validate(self) -> None:
         for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, str) and float in _members(_hints()[f.name]):
+                try:  # YAML reads 5e-4 (no dot) as a string
+                    setattr(self, f.name, float(value))
+                except ValueError:
+                    pass
             _check_type(f.name, getattr(self, f.name), _hints()[f.name])
         positive = (
             "prompts_per_step", "num_generations", "max_completion_length", "max_prompt_length",
@@ -229,6 +237,10 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
         return
     if base is int and isinstance(value, bool) or not isinstance(value, base):
         raise ConfigError(f"{name} must be of type {_type_name(hint)}, got {value!r}")
+
+
+def _members(hint: Any) -> tuple[Any, ...]:
+    return get_args(hint) if get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
 
 
 def _type_name(hint: Any) -> str:

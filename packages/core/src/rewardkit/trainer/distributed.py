@@ -6,6 +6,8 @@ process while DeepSpeed runs several (specs/core.md §6). torch.distributed is t
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.distributed as td
 
@@ -15,11 +17,12 @@ def _on() -> bool:
 
 
 def rank() -> int:
-    return td.get_rank() if _on() else 0
+    """This process's rank; before the process group exists, the launcher's RANK."""
+    return td.get_rank() if _on() else int(os.environ.get("RANK", 0))
 
 
 def world() -> int:
-    return td.get_world_size() if _on() else 1
+    return td.get_world_size() if _on() else int(os.environ.get("WORLD_SIZE", 1))
 
 
 def is_main() -> bool:
@@ -31,22 +34,22 @@ def barrier() -> None:
         td.barrier()
 
 
-def _reduce(values: list[float], op) -> list[float]:
+def _reduce(values: list[float], op: str) -> list[float]:
     if not _on():
         return values
     t = torch.tensor(values, dtype=torch.float64)
     if td.get_backend() == "nccl":
         t = t.cuda()
-    td.all_reduce(t, op=op)
+    td.all_reduce(t, op=td.ReduceOp.SUM if op == "sum" else td.ReduceOp.MAX)
     return t.cpu().tolist()
 
 
 def sum_over_processes(value: float) -> float:
-    return _reduce([float(value)], td.ReduceOp.SUM if _on() else None)[0]
+    return _reduce([float(value)], "sum")[0]
 
 
 def max_over_processes(value: int) -> int:
-    return int(_reduce([float(value)], td.ReduceOp.MAX if _on() else None)[0])
+    return int(_reduce([float(value)], "max")[0])
 
 
 def mean_over_processes(metrics: dict[str, float]) -> dict[str, float]:
@@ -54,5 +57,5 @@ def mean_over_processes(metrics: dict[str, float]) -> dict[str, float]:
     if not _on():
         return metrics
     keys = sorted(metrics)
-    summed = _reduce([float(metrics[k]) for k in keys], td.ReduceOp.SUM)
+    summed = _reduce([float(metrics[k]) for k in keys], "sum")
     return {k: v / world() for k, v in zip(keys, summed, strict=True)}

@@ -92,7 +92,8 @@ class HFGenerate:
 
 
 class VLLMGenerate:
-    """Generation with vLLM (optional extra `rewardkit[vllm]`), weights pushed each step.
+    """Generation with vLLM, weights pushed each step. Not a dependency of rewardkit:
+    vLLM pins its own torch, so install a vLLM build that matches yours on a GPU machine.
 
     Experimental: vLLM's internal weight-loading API changes between versions.
     """
@@ -102,8 +103,9 @@ class VLLMGenerate:
             import vllm
         except ImportError as exc:
             raise ImportError(
-                "backend 'vllm' needs vLLM: install it with `uv sync --extra vllm` (or "
-                "`pip install vllm`) on a machine with a supported GPU, or use backend 'hf'"
+                "backend 'vllm' needs vLLM, which is not installed: install a vLLM build "
+                "matching your torch (`uv pip install vllm`) on a machine with a supported "
+                "GPU, or use backend 'hf' (the default)"
             ) from exc
         self.vllm = vllm
         self.llm = vllm.LLM(model=model_path, enable_prefix_caching=True)

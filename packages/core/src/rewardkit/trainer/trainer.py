@@ -26,14 +26,19 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
-from rewardkit.rewards.scoring import ScoreResult, Scorer
+from rewardkit.rewards.scoring import Scorer, ScoreResult
 from rewardkit.trainer import distributed as dist
 from rewardkit.trainer.components import estimator_requires, load_policy, resolve
 from rewardkit.trainer.config import GRPOConfig
 from rewardkit.trainer.logging import plot_history, trackers, write_completions
 from rewardkit.trainer.loss import per_token_loss, token_weights
 from rewardkit.trainer.prompts import PromptStream
-from rewardkit.trainer.rollout import HFGenerate, multi_turn_rollout, single_turn_rollout
+from rewardkit.trainer.rollout import (
+    HFGenerate,
+    VLLMGenerate,
+    multi_turn_rollout,
+    single_turn_rollout,
+)
 from rewardkit.types import RolloutBatch, Sample
 
 
@@ -67,24 +72,54 @@ class GRPOTrainer:
         from transformers import get_scheduler
 
         scheduler = get_scheduler(c.lr_scheduler, optimizer, c.warmup_steps, max(c.max_steps, 1))
+        # DeepSpeed: train_step cuts its own micro-batches and calls engine.step() once per
+        # iteration, so DeepSpeed's batch bookkeeping is pinned to 1 micro-batch of 1 per
+        # step (its checks need micro x accumulation x world = train_batch_size) and its
+        # gradient clipping follows max_grad_norm. World from torch.distributed (spec §6).
+        ds_plugin = self.accelerator.state.deepspeed_plugin
+        if ds_plugin is not None:
+            ds_plugin.deepspeed_config.update(
+                train_micro_batch_size_per_gpu=1,
+                gradient_accumulation_steps=1,
+                train_batch_size=dist.world(),
+                gradient_clipping=c.max_grad_norm,
+            )
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
             model, optimizer, scheduler
         )
+        self.ds_engine = self.model if ds_plugin is not None else None  # a DeepSpeedEngine
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
         self.scorer = Scorer(self.parts.rewards, c.reward_timeout, c.on_reward_error)
-        self.backend = HFGenerate(
-            lambda: self.accelerator.unwrap_model(self.model), tokenizer,
-            c.temperature, c.top_p, c.top_k, c.stop_strings,
-        )
+        self.pad_id = tokenizer.pad_token_id
+        attention = getattr(getattr(model, "config", None), "_attn_implementation", "") or ""
+        self.packing = c.packing if c.packing is not None else "flash" in attention
+        if c.backend == "vllm":
+            self.backend = VLLMGenerate(c.model, tokenizer, temperature=c.temperature,
+                                        top_p=c.top_p, top_k=c.top_k, stop_strings=c.stop_strings)
+        else:
+            self.backend = HFGenerate(
+                lambda: self.accelerator.unwrap_model(self.model), tokenizer,
+                c.temperature, c.top_p, c.top_k, c.stop_strings,
+            )
         self.stream = PromptStream(len(self.task.rows("train")), c.seed, dist.rank(), dist.world())
         self.step = 0
+        self.timers: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
         if dist.is_main():
             self.output_dir.mkdir(parents=True, exist_ok=True)
             self.accelerator.init_trackers("rewardkit", config=_flat(c.to_dict()))
         if c.resume_from:
             self.load_checkpoint(c.resume_from)
+
+    @contextlib.contextmanager
+    def timed(self, name: str):
+        """Add the wall time of the block to this step's `time/<name>`."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timers[name] = self.timers.get(name, 0.0) + time.perf_counter() - start
 
     # -- rollouts ------------------------------------------------------------------------
     def encode_prompts(self, rows: list[dict[str, Any]]) -> tuple[list[Any], list[list[int]]]:
@@ -121,8 +156,10 @@ class GRPOTrainer:
         rewards vary are kept, sampling more prompts until the batch is full."""
         c = self.config
         rows = [self.task.rows("train")[i] for i in self.stream.take(c.prompts_per_step)]
-        samples = self.rollout(rows)
-        result = self.scorer(samples)
+        with self.timed("generate"):
+            samples = self.rollout(rows)
+        with self.timed("score"):
+            result = self.scorer(samples)
         stats = {"frac_zero_variance_groups": _zero_variance_fraction(samples, result.total)}
         if not c.dynamic_sampling:
             return samples, result, stats
@@ -142,8 +179,10 @@ class GRPOTrainer:
             rounds += 1
             offset = max(s.group for s in samples) + 1
             rows = [self.task.rows("train")[i] for i in self.stream.take(c.prompts_per_step)]
-            samples = self.rollout(rows, group_offset=offset)
-            result = self.scorer(samples)
+            with self.timed("generate"):
+                samples = self.rollout(rows, group_offset=offset)
+            with self.timed("score"):
+                result = self.scorer(samples)
         stats["dynamic_sampling/rounds"] = float(rounds)
         stats["dynamic_sampling/groups_kept"] = len(kept_samples) / c.num_generations
         if not kept:  # nothing varied: train on the last batch (its advantages are zero)
@@ -154,17 +193,20 @@ class GRPOTrainer:
     def train_step(self) -> dict[str, float]:
         c, acc = self.config, self.accelerator
         t0 = time.perf_counter()
+        self.timers = {"generate": 0.0, "score": 0.0, "forward_backward": 0.0, "optimizer": 0.0}
         samples, scored, stats = self.sample_and_score()
-        t_generate_score = time.perf_counter() - t0
         seqs = [TrainSequence(s.prompt_ids, s.completion_ids, i) for i, s in enumerate(samples)]
         mbs = make_micro_batches(
-            seqs, c.micro_batch_tokens, "packed" if c.packing else "padded",
-            self.backend.pad_id, acc.device,
+            seqs, c.micro_batch_tokens, "packed" if self.packing else "padded",
+            self.pad_id, acc.device,
         )
         n_mbs = dist.max_over_processes(len(mbs))  # DDP needs the same number of backwards
         requires = estimator_requires(self.estimator)
         need_old = c.num_iterations > 1
-        old_logp, ref_logp, entropies = self._pre_pass(samples, mbs, need_old, "entropy" in requires)
+        with self.timed("forward_backward"):
+            old_logp, ref_logp, entropies = self._pre_pass(
+                samples, mbs, need_old, "entropy" in requires
+            )
         batch = RolloutBatch.from_samples(
             samples, scored.outputs, scored.total, c.max_completion_length, entropies
         )
@@ -178,15 +220,17 @@ class GRPOTrainer:
             global_tokens=dist.sum_over_processes(loss_mask.sum().item()),
             num_processes=dist.world(),
         )
-        t1 = time.perf_counter()
-        sums: dict[str, float] = {"loss": 0.0, "clip": 0.0, "kl": 0.0, "entropy": 0.0, "tokens": 0.0}
+        zero = torch.zeros((), device=acc.device)
+        sums = {k: zero.clone() for k in ("loss", "clip", "kl", "entropy", "tokens")}
         grad_norm = 0.0
         for _ in range(c.num_iterations):
             for j in range(n_mbs):
                 mb = mbs[min(j, len(mbs) - 1)]
                 scale = 1.0 if j < len(mbs) else 0.0  # a padding micro-batch adds nothing
-                sync = acc.no_sync(self.model) if j < n_mbs - 1 else contextlib.nullcontext()
-                with sync:
+                last = j == n_mbs - 1
+                no_sync = not last and self.ds_engine is None  # DeepSpeed: the boundary flag
+                sync = acc.no_sync(self.model) if no_sync else contextlib.nullcontext()
+                with self.timed("forward_backward"), sync:
                     logp, ent = completion_logprobs(self.model, mb, c.temperature, with_entropy=True)
                     r, t = mb.rows.to(acc.device), mb.cols.to(acc.device)
                     tl = per_token_loss(
@@ -196,19 +240,32 @@ class GRPOTrainer:
                     )
                     w = weights[r, t] * scale
                     loss = (w * tl.loss).sum()
-                    acc.backward(loss)
-                m = loss_mask[r, t] * scale
-                sums["loss"] += loss.item()
-                sums["clip"] += (tl.clipped.float() * m).sum().item()
-                sums["entropy"] += (ent.detach() * m).sum().item()
-                sums["kl"] += 0.0 if tl.kl is None else (tl.kl * m).sum().item()
-                sums["tokens"] += m.sum().item()
-            if c.max_grad_norm > 0:
-                grad_norm = float(acc.clip_grad_norm_(self.model.parameters(), c.max_grad_norm))
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-        t_train = time.perf_counter() - t1
+                    if self.ds_engine is not None:  # DeepSpeed: reduce at the last micro-batch;
+                        # no 1/gradient_accumulation_steps rescale: the weights normalise
+                        self.ds_engine.set_gradient_accumulation_boundary(last)
+                        self.ds_engine.backward(loss, scale_wrt_gas=False)
+                    else:
+                        acc.backward(loss)
+                m = loss_mask[r, t] * scale  # metrics stay on the device: no sync per micro-batch
+                sums["loss"] += loss.detach()
+                sums["clip"] += (tl.clipped.float() * m).sum()
+                sums["entropy"] += (ent.detach() * m).sum()
+                sums["kl"] += zero if tl.kl is None else (tl.kl * m).sum()
+                sums["tokens"] += m.sum()
+            with self.timed("optimizer"):
+                if self.ds_engine is not None:  # one real step: clip, update, schedule, zero
+                    self.ds_engine.step()
+                    grad_norm = float(self.ds_engine.get_global_grad_norm() or 0.0)
+                else:
+                    if c.max_grad_norm > 0:
+                        params = self.model.parameters()
+                        grad_norm = float(acc.clip_grad_norm_(params, c.max_grad_norm))
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+        if isinstance(self.backend, VLLMGenerate):  # generation runs on its own weights copy
+            self.backend.load_weights(self.accelerator.unwrap_model(self.model))
+        sums = {k: v.item() for k, v in sums.items()}
         self.step += 1
         n_tok = max(sums["tokens"], 1.0)
         adv_tokens = adv[loss_mask > 0]
@@ -227,8 +284,7 @@ class GRPOTrainer:
             "truncated_fraction": sum(s.truncated for s in samples) / len(samples),
             "grad_norm": grad_norm,
             "lr": self.scheduler.get_last_lr()[0],
-            "time/generate_and_score": t_generate_score,
-            "time/train": t_train,
+            **{f"time/{name}": seconds for name, seconds in self.timers.items()},
             "micro_batches": float(len(mbs)),
         }
         metrics = dist.mean_over_processes(metrics)

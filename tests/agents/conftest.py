@@ -1,0 +1,76 @@
+"""Shared helpers: hand-made multi-turn batches (SALT, GiGPO) and a BFS planner (envs)."""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+
+import pytest
+import torch
+
+from rewardkit.types import RolloutBatch, Turn
+
+# Each turn is 2 policy tokens followed by 1 observation token (completion_mask 0).
+TOKENS_PER_ACTION = 2
+
+
+def build_batch(trajectories, state_in_turns: bool = True) -> RolloutBatch:
+    """trajectories: list of (group, score, steps), steps a list of
+    (state, action, next_state, reward). Turn t spans tokens [3t, 3t + 2)."""
+    turns_list, masks, scores, groups = [], [], [], []
+    for group, score, steps in trajectories:
+        turns, mask = [], []
+        for t, (state, action, next_state, reward) in enumerate(steps):
+            start = 3 * t
+            turns.append(
+                Turn(
+                    start=start,
+                    end=start + TOKENS_PER_ACTION,
+                    action=action,
+                    observation=next_state,
+                    state=state if state_in_turns else None,
+                    reward=reward,
+                )
+            )
+            mask += [1] * TOKENS_PER_ACTION + [0]
+        turns_list.append(turns)
+        masks.append(mask)
+        scores.append(score)
+        groups.append(group)
+    T = max(len(m) for m in masks)
+    completion_mask = torch.zeros(len(masks), T)
+    for i, m in enumerate(masks):
+        completion_mask[i, : len(m)] = torch.tensor(m, dtype=torch.float)
+    return RolloutBatch(
+        scores=torch.tensor(scores, dtype=torch.float),
+        groups=torch.tensor(groups),
+        completion_mask=completion_mask,
+        turns=turns_list,
+    )
+
+
+@pytest.fixture
+def make_batch():
+    return build_batch
+
+
+def shortest_plan(env) -> list[str] | None:
+    """Shortest action list to success, searching over copies of a reset environment."""
+    queue = deque([(env, [])])
+    seen = {env.state()}
+    while queue:
+        current, plan = queue.popleft()
+        for action in current.actions:
+            nxt = copy.deepcopy(current)
+            result = nxt.step(action)
+            if result.info["success"]:
+                return plan + [action]
+            if not result.done and nxt.state() not in seen:
+                seen.add(nxt.state())
+                queue.append((nxt, plan + [action]))
+    return None
+
+
+@pytest.fixture
+def bfs_plan():
+    return shortest_plan

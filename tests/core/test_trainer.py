@@ -1,0 +1,177 @@
+"""GRPO trainer: config validation, a real CPU run, interrupt + resume, loss weights."""
+
+import json
+
+import pytest
+import torch
+
+from rewardkit.cli import main
+from rewardkit.registry import REWARDS
+from rewardkit.rewards import per_sample
+from rewardkit.trainer.config import ConfigError, GRPOConfig
+from rewardkit.trainer.loss import per_token_loss, token_weights
+
+
+@per_sample(name="test.length")
+def completion_length(sample):
+    """A reward a random model's samples differ on, so advantages are non-zero."""
+    return float(len(sample.completion))
+
+
+if "test.length" not in REWARDS._builtins:
+    REWARDS.register("test.length", completion_length)
+LENGTH_REWARD = [{"name": "core.exact_answer"}, {"name": "test.length", "weight": 0.1}]
+
+TINY = {"num_layers": 1, "hidden_size": 32, "num_heads": 2}
+
+
+def tiny_config(tmp_path, **overrides):
+    values = dict(
+        model="tiny", tiny_model=TINY, task="core.arith", prompts_per_step=2,
+        num_generations=4, max_completion_length=4, eval_size=4, max_steps=2,
+        learning_rate=1e-3, output_dir=str(tmp_path / "run"), report_to=["jsonl"],
+        progress=False, log_completions_every=1, rewards=LENGTH_REWARD,
+    )
+    values.update(overrides)
+    return GRPOConfig(**values)
+
+
+# -- config ---------------------------------------------------------------------------
+def test_unknown_key_suggests_the_right_one():
+    with pytest.raises(ConfigError, match="unknown config key 'learning_rat'.*learning_rate"):
+        GRPOConfig.from_dict({"learning_rat": 1e-4})
+
+
+def test_bad_choice_lists_allowed_values():
+    with pytest.raises(ConfigError, match="loss_type must be one of 'grpo', 'bnpo', 'dr_grpo', 'dapo'"):
+        GRPOConfig(loss_type="ppo")
+
+
+def test_wrong_type_names_the_key():
+    with pytest.raises(ConfigError, match="num_generations must be of type int"):
+        GRPOConfig.from_dict({"num_generations": "eight"})
+    with pytest.raises(ConfigError, match="num_generations must be >= 1"):
+        GRPOConfig(num_generations=0)
+
+
+def test_reward_specs_are_checked():
+    with pytest.raises(ConfigError, match=r"rewards\[0\] has unknown keys \['wieght'\]"):
+        GRPOConfig(rewards=[{"name": "core.exact_answer", "wieght": 2}])
+
+
+def test_yaml_then_overrides_then_task_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("task: core.arith\nlearning_rate: 0.001\ntask_options: {digits: 3}\n")
+    config = GRPOConfig.load(path, ["learning_rate=5e-4", "task_options.operators=+-"])
+    assert config.learning_rate == 5e-4
+    assert config.task_options == {"digits": 3, "operators": "+-"}
+    assert config.max_completion_length == 8  # core.arith's default_config, not the global 64
+    assert GRPOConfig.load(path, ["max_completion_length=3"]).max_completion_length == 3
+    with pytest.raises(ConfigError, match="must look like key=value"):
+        GRPOConfig.load(path, ["learning_rate"])
+
+
+def test_cli_rejects_bad_config_before_loading_a_model(capsys, monkeypatch):
+    import rewardkit.trainer.components as components
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded for an invalid config")
+
+    monkeypatch.setattr(components, "load_policy", no_model)
+    assert main(["train", "--task", "core.arith", "--set", "advantage=gpro"]) == 2
+    assert "unknown advantage 'gpro'" in capsys.readouterr().err
+    assert main(["train", "--task", "core.arith", "--set", "rewards=[{name: core.exact}]"]) == 2
+    assert "unknown reward 'core.exact'" in capsys.readouterr().err
+    assert main(["train", "--task", "core.nope"]) == 2
+    assert "unknown task 'core.nope'" in capsys.readouterr().err
+
+
+# -- loss weights (specs/core.md §1) --------------------------------------------------
+def test_token_weights_by_hand():
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])  # lengths 2 and 3, B = 2
+    # grpo: 1 / (len_i * B): 1/4 for sample 0, 1/6 for sample 1
+    assert torch.allclose(token_weights(mask, "grpo", 4)[0, :2], torch.tensor([0.25, 0.25]))
+    assert torch.allclose(token_weights(mask, "grpo", 4)[1], torch.full((3,), 1 / 6))
+    # bnpo: 1 / 5 policy tokens
+    assert torch.allclose(token_weights(mask, "bnpo", 4), mask / 5)
+    # dr_grpo: 1 / (B * max_completion_length) = 1 / 8
+    assert torch.allclose(token_weights(mask, "dr_grpo", 4), mask / 8)
+    # dapo with 20 tokens globally over 2 processes: 1 / (20 / 2) = 0.1
+    assert torch.allclose(token_weights(mask, "dapo", 4, global_tokens=20, num_processes=2), mask / 10)
+    assert token_weights(mask, "grpo", 4)[0, 2] == 0
+
+
+def test_per_token_loss_by_hand():
+    logp = torch.tensor([-1.0, -1.0], requires_grad=True)
+    old = torch.tensor([-1.5, -0.5])  # ratios e^0.5 = 1.6487, e^-0.5 = 0.6065
+    adv = torch.tensor([1.0, 1.0])
+    out = per_token_loss(logp, old, adv, 0.2, 0.28)
+    # token 0: min(1.6487, clip -> 1.28) = 1.28 (clipped); token 1: min(0.6065, 0.8) = 0.6065
+    assert torch.allclose(out.loss, torch.tensor([-1.28, -0.60653066]), atol=1e-6)
+    assert out.clipped.tolist() == [True, False]
+    ref = torch.tensor([-2.0, -1.0])
+    with_kl = per_token_loss(logp, old, adv, 0.2, 0.28, beta=0.1, ref_logp=ref)
+    # k3: exp(-1) - (-1) - 1 = 0.36788 for token 0, 0 for token 1
+    assert torch.allclose(with_kl.kl, torch.tensor([0.36787944, 0.0]), atol=1e-6)
+    assert torch.allclose(with_kl.loss, out.loss + 0.1 * with_kl.kl, atol=1e-6)
+
+
+# -- real runs on a tiny model ----------------------------------------------------------
+def test_train_writes_metrics_completions_plot_and_checkpoint(tmp_path):
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    config = tiny_config(tmp_path, num_iterations=2, beta=0.04, epsilon_high=0.28, packing=True)
+    trainer = GRPOTrainer(config)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    history = trainer.train()
+    out = tmp_path / "run"
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [x for x in lines if "loss" in x]
+    assert [x["step"] for x in steps] == [1, 2]
+    for key in ("reward/core.exact_answer/mean", "reward/test.length/mean", "reward/total/std", "kl", "clip_fraction",
+                "entropy", "advantage/std", "completion_length", "frac_zero_variance_groups",
+                "time/generate", "time/score", "time/forward_backward", "time/optimizer",
+                "time/step"):
+        assert key in steps[0], key
+    assert history[0]["step"] == 0 and "eval/accuracy" in history[0]
+    completions = (out / "completions.jsonl").read_text().splitlines()
+    assert len(completions) == 2 * 2 * 4
+    assert (out / "training.png").stat().st_size > 1000
+    assert (out / "checkpoint-2" / "trainer_state.json").exists()
+    changed = any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    assert changed, "two steps with learning_rate 1e-3 left every weight unchanged"
+
+
+def test_interrupted_run_resumes_with_identical_metrics(tmp_path):
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    full = GRPOTrainer(tiny_config(tmp_path / "a", max_steps=4, save_every=2)).train()
+
+    interrupted = GRPOTrainer(tiny_config(tmp_path / "b", max_steps=4, save_every=2))
+    original_step = interrupted.train_step
+
+    def crash_after_three():
+        if interrupted.step == 3:
+            raise KeyboardInterrupt
+        return original_step()
+
+    interrupted.train_step = crash_after_three
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train()
+    resumed = GRPOTrainer(tiny_config(tmp_path / "b", max_steps=4, resume_from="latest"))
+    assert resumed.step == 2
+    history = resumed.train()
+
+    def by_step(h, step):
+        row = next(x for x in h if x["step"] == step)
+        return {k: v for k, v in row.items() if not k.startswith("time/")}
+
+    for step in (3, 4):
+        assert by_step(history, step) == pytest.approx(by_step(full, step), rel=1e-6, abs=1e-7)
+
+
+def test_resume_from_a_missing_checkpoint_is_a_clear_error(tmp_path):
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        GRPOTrainer(tiny_config(tmp_path, resume_from="latest"))
