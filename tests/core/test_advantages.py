@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from rewardkit.registry import ADVANTAGES, RegistryError
 from rewardkit.types import RewardOutput, RolloutBatch, Sample
 

@@ -131,3 +131,21 @@ def test_scorer_works_inside_a_running_event_loop():
         return Scorer([WeightedReward("len", length)])(samples(1))
 
     assert asyncio.run(main()).total.tolist() == [2.0]
+
+
+def test_reward_stats_become_metrics():
+    class Judge:
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, batch):
+            self.calls += 1
+            return [1.0] * len(batch)
+
+        def stats(self):
+            return {"calls": self.calls, "label": "not a number"}
+
+    scorer = Scorer([WeightedReward("judge", Judge())])
+    scorer(samples())
+    scorer(samples())
+    assert scorer.reward_stats() == {"reward/judge/calls": 2.0}

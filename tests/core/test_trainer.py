@@ -175,3 +175,31 @@ def test_resume_from_a_missing_checkpoint_is_a_clear_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         GRPOTrainer(tiny_config(tmp_path, resume_from="latest"))
+
+
+@per_sample(name="test.even_only")
+def length_on_even_answers(sample):
+    """Varies within a group only when the row's answer is even."""
+    return float(len(sample.completion)) if int(sample.meta["answer"]) % 2 == 0 else 0.0
+
+
+if "test.even_only" not in REWARDS._builtins:
+    REWARDS.register("test.even_only", length_on_even_answers)
+
+
+def test_dynamic_sampling_keeps_only_groups_whose_rewards_vary(tmp_path):
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    config = tiny_config(tmp_path, rewards=[{"name": "test.even_only"}], dynamic_sampling=True,
+                         prompts_per_step=3, max_resample_rounds=8, max_completion_length=6)
+    trainer = GRPOTrainer(config)
+    samples, scored, stats = trainer.sample_and_score()
+    groups = sorted({s.group for s in samples})
+    assert len(samples) == 3 * 4 and len(groups) == 3
+    assert all(int(s.meta["answer"]) % 2 == 0 for s in samples)
+    for g in groups:
+        idx = [i for i, s in enumerate(samples) if s.group == g]
+        assert scored.total[idx].std() > 0
+    assert scored.raw["test.even_only"] == scored.total.tolist()
+    assert stats["dynamic_sampling/groups_kept"] == 3
+    assert stats["dynamic_sampling/rounds"] >= 1 or stats["frac_zero_variance_groups"] == 0

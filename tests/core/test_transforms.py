@@ -4,6 +4,7 @@ import asyncio
 import math
 
 import pytest
+
 from rewardkit.registry import TRANSFORMS
 from rewardkit.rewards import per_sample
 from rewardkit.types import RewardOutput, Sample

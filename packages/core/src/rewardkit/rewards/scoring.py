@@ -42,6 +42,21 @@ class ScoreResult:
     outputs: list[RewardOutput]  # merged per-sample outputs (score = total)
     errors: dict[str, int] = field(default_factory=dict)  # reward name -> failures zeroed
 
+    def select(self, idx: list[int]) -> ScoreResult:
+        """The results of the samples at `idx` (dynamic sampling keeps some groups)."""
+        raw = {name: [values[i] for i in idx] for name, values in self.raw.items()}
+        return ScoreResult(self.total[idx], raw, [self.outputs[i] for i in idx])
+
+    @staticmethod
+    def concat(results: list[ScoreResult]) -> ScoreResult:
+        raw = {name: [v for r in results for v in r.raw[name]] for name in results[0].raw}
+        outputs = [o for r in results for o in r.outputs]
+        errors: dict[str, int] = {}
+        for r in results:
+            for name, n in r.errors.items():
+                errors[name] = errors.get(name, 0) + n
+        return ScoreResult(torch.cat([r.total for r in results]), raw, outputs, errors)
+
     def metrics(self) -> dict[str, float]:
         """Mean and std of each raw reward and of the total, plus error counts."""
         out: dict[str, float] = {}
@@ -135,6 +150,18 @@ class Scorer:
                     f"(group {samples[i].group}, completion {samples[i].completion[:80]!r})"
                 )
         return outputs
+
+    def reward_stats(self) -> dict[str, float]:
+        """Counters that rewards keep over the run (a reward may define `stats()`, e.g. a
+        judge's unparseable verdicts), as `reward/<name>/<counter>` metrics."""
+        out: dict[str, float] = {}
+        for r in self.rewards:
+            stats = getattr(r.reward, "stats", None)
+            if callable(stats):
+                for key, value in (stats() or {}).items():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        out[f"reward/{r.name}/{key}"] = float(value)
+        return out
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -75,8 +75,12 @@ def write_completions(path: Path, step: int, samples, raw: dict[str, list[float]
             f.write(json.dumps(row, default=str) + "\n")
 
 
-def plot_history(history: list[dict[str, float]], path: Path, title: str = "rewardkit") -> None:
-    """PNG of reward and held-out accuracy against steps."""
+def plot_history(
+    history: list[dict[str, float]], path: Path, title: str = "rewardkit",
+    accuracy_reward: str | None = None,
+) -> None:
+    """PNG of the training reward (total, and the accuracy reward alone) and held-out
+    accuracy against steps."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,6 +91,11 @@ def plot_history(history: list[dict[str, float]], path: Path, title: str = "rewa
     rewards = [h["reward/total/mean"] for h in history if "reward/total/mean" in h]
     if steps:
         ax.plot(steps, rewards, label="train reward (mean)", color="tab:blue", alpha=0.8)
+    key = f"reward/{accuracy_reward}/mean"
+    train_acc = [(h["step"], h[key]) for h in history if key in h]
+    if train_acc and accuracy_reward:
+        ax.plot(*zip(*train_acc, strict=True), label=f"train {accuracy_reward} (mean)",
+                color="tab:green", alpha=0.6)
     evals = [(h["step"], h["eval/accuracy"]) for h in history if "eval/accuracy" in h]
     evals = [(s, a) for s, a in evals if not math.isnan(a)]
     if evals:
@@ -100,3 +109,16 @@ def plot_history(history: list[dict[str, float]], path: Path, title: str = "rewa
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, int | float | str | bool) or v is None:
+            out[key] = v if v is not None else "None"
+        else:
+            out[key] = str(v)
+    return out

@@ -23,14 +23,14 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import GradientAccumulationPlugin, set_seed
 
 from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
 from rewardkit.rewards.scoring import Scorer, ScoreResult
 from rewardkit.trainer import distributed as dist
 from rewardkit.trainer.components import estimator_requires, load_policy, resolve
 from rewardkit.trainer.config import GRPOConfig
-from rewardkit.trainer.logging import plot_history, trackers, write_completions
+from rewardkit.trainer.logging import flatten, plot_history, trackers, write_completions
 from rewardkit.trainer.loss import per_token_loss, token_weights
 from rewardkit.trainer.prompts import PromptStream
 from rewardkit.trainer.rollout import (
@@ -53,6 +53,12 @@ class GRPOTrainer:
             log_with=trackers(c.report_to, self.output_dir) if dist.is_main() else None,
             project_dir=str(self.output_dir),
             mixed_precision="no",
+            # train_step accumulates over its own micro-batches and steps once per iteration:
+            # a launcher's gradient accumulation (ACCELERATE_GRADIENT_ACCUMULATION_STEPS)
+            # must not divide the loss, nor the scheduler step once per process (its
+            # default, meant for data loaders whose batch grows with the process count)
+            gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=1),
+            step_scheduler_with_optimizer=False,
         )
         set_seed(c.seed + dist.rank())
         if model is None:
@@ -108,7 +114,7 @@ class GRPOTrainer:
         self.history: list[dict[str, float]] = []
         if dist.is_main():
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            self.accelerator.init_trackers("rewardkit", config=_flat(c.to_dict()))
+            self.accelerator.init_trackers("rewardkit", config=flatten(c.to_dict()))
         if c.resume_from:
             self.load_checkpoint(c.resume_from)
 
@@ -172,7 +178,7 @@ class GRPOTrainer:
                 full = len(kept_samples) >= c.prompts_per_step * c.num_generations
                 if not full and result.total[idx].std() > 0:
                     kept_samples += [samples[i] for i in idx]
-                    kept.append(_select(result, idx))
+                    kept.append(result.select(idx))
             full = len(kept_samples) >= c.prompts_per_step * c.num_generations
             if full or rounds >= c.max_resample_rounds:
                 break
@@ -187,7 +193,7 @@ class GRPOTrainer:
         stats["dynamic_sampling/groups_kept"] = len(kept_samples) / c.num_generations
         if not kept:  # nothing varied: train on the last batch (its advantages are zero)
             return samples, result, stats
-        return kept_samples, _concat(kept), stats
+        return kept_samples, ScoreResult.concat(kept), stats
 
     # -- one training step ---------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
@@ -253,7 +259,7 @@ class GRPOTrainer:
                 sums["kl"] += zero if tl.kl is None else (tl.kl * m).sum()
                 sums["tokens"] += m.sum()
             with self.timed("optimizer"):
-                if self.ds_engine is not None:  # one real step: clip, update, schedule, zero
+                if self.ds_engine is not None:  # one real step: clip, update, zero grads
                     self.ds_engine.step()
                     grad_norm = float(self.ds_engine.get_global_grad_norm() or 0.0)
                 else:
@@ -261,8 +267,8 @@ class GRPOTrainer:
                         params = self.model.parameters()
                         grad_norm = float(acc.clip_grad_norm_(params, c.max_grad_norm))
                     self.optimizer.step()
-                    self.scheduler.step()
                     self.optimizer.zero_grad(set_to_none=True)
+                self.scheduler.step()  # a torch scheduler: DeepSpeed leaves it to us
         if isinstance(self.backend, VLLMGenerate):  # generation runs on its own weights copy
             self.backend.load_weights(self.accelerator.unwrap_model(self.model))
         sums = {k: v.item() for k, v in sums.items()}
@@ -272,6 +278,7 @@ class GRPOTrainer:
         lengths = batch.completion_mask.sum(1)
         metrics = {
             **scored.metrics(),
+            **self.scorer.reward_stats(),
             **stats,
             "loss": sums["loss"] / c.num_iterations,
             "clip_fraction": sums["clip"] / n_tok,
@@ -369,7 +376,8 @@ class GRPOTrainer:
         self._log({"eval/accuracy": self.evaluate()})
         self.save_checkpoint()
         if dist.is_main():
-            plot_history(self.history, self.output_dir / "training.png", f"{c.task} — {c.advantage}")
+            plot_history(self.history, self.output_dir / "training.png",
+                         f"{c.task} — {c.advantage}", self.parts.accuracy_reward)
         self.accelerator.end_training()
         return self.history
 
@@ -422,17 +430,6 @@ class _AdaptersDisabled(torch.nn.Module):
             return self.peft_model(**kwargs)
 
 
-def _select(result: ScoreResult, idx: list[int]) -> ScoreResult:
-    raw = {name: [values[i] for i in idx] for name, values in result.raw.items()}
-    return ScoreResult(result.total[idx], raw, [result.outputs[i] for i in idx])
-
-
-def _concat(results: list[ScoreResult]) -> ScoreResult:
-    raw = {name: [v for r in results for v in r.raw[name]] for name in results[0].raw}
-    outputs = [o for r in results for o in r.outputs]
-    return ScoreResult(torch.cat([r.total for r in results]), raw, outputs)
-
-
 def _zero_variance_fraction(samples: list[Sample], scores: torch.Tensor) -> float:
     groups = sorted({s.group for s in samples})
     flat = 0
@@ -440,17 +437,3 @@ def _zero_variance_fraction(samples: list[Sample], scores: torch.Tensor) -> floa
         idx = [i for i, s in enumerate(samples) if s.group == g]
         flat += int(len(idx) < 2 or float(scores[idx].std()) == 0.0)
     return flat / max(len(groups), 1)
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
-        elif isinstance(v, int | float | str | bool) or v is None:
-            out[key] = v if v is not None else "None"
-        else:
-            out[key] = str(v)
-    return out
-

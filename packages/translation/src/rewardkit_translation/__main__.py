@@ -1,0 +1,5 @@
+import sys
+
+from rewardkit_translation.cli import main
+
+sys.exit(main())
