@@ -1,0 +1,144 @@
+"""PRIME advantages on hand-computed numbers, the accuracy filter and the online hook."""
+
+import math
+
+import pytest
+import torch
+
+from rewardkit.registry import ADVANTAGES
+from rewardkit.tiny import build_tiny_model
+from rewardkit.types import RolloutBatch, Sample
+from rewardkit_math.implicit_prm import ImplicitPRM
+from rewardkit_math.implicit_reward import ImplicitPRMReward
+from rewardkit_math.prime import (
+    OnlinePRM,
+    PRIMEAdvantage,
+    accuracy_filter,
+    masked_whiten,
+    prime_step,
+    returns_to_go,
+)
+
+MASK = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 1, 1], [1, 0, 0]], dtype=torch.float)
+TOKEN_REWARDS = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.2, 0.0], [0.0, 0.3, 0.3], [0.6, 0.0, 0.0]])
+
+
+def _batch(token_rewards=TOKEN_REWARDS, groups=(0, 0, 1, 1)):
+    return RolloutBatch(
+        scores=torch.tensor([1.0, 0.0, 1.0, 1.0]),
+        groups=torch.tensor(groups),
+        completion_mask=MASK,
+        token_rewards=token_rewards,
+    )
+
+
+# Hand computation (groups {0, 1} and {2, 3}):
+# outcome RLOO: s0 1-0 = 1, s1 0-1 = -1, s2 1-1 = 0, s3 0, at the last policy token
+# mean token reward per sample: s0 0.6/3 = 0.2, s1 0.6/2 = 0.3, s2 0.6/3 = 0.2, s3 0.6/1 = 0.6
+# leave-one-out baselines: s0 0.3, s1 0.2, s2 0.6, s3 0.2
+# process: s0 (-0.2, -0.1, 0), s1 (0.2, 0, -), s2 (-0.6, -0.3, -0.3), s3 (0.4, -, -)
+# combined: s0 (-0.2, -0.1, 1.0), s1 (0.2, -1.0, -), s2 (-0.6, -0.3, -0.3), s3 (0.4, -, -)
+# returns (gamma 1): s0 (0.7, 0.9, 1.0), s1 (-0.8, -1.0, -), s2 (-1.2, -0.6, -0.3), s3 (0.4, -, -)
+
+
+def close(actual: torch.Tensor, expected, atol: float = 1e-6) -> None:
+    torch.testing.assert_close(
+        actual.double(), torch.tensor(expected, dtype=torch.float64), atol=atol, rtol=0
+    )
+
+
+RETURNS = [[0.7, 0.9, 1.0], [-0.8, -1.0, 0.0], [-1.2, -0.6, -0.3], [0.4, 0.0, 0.0]]
+
+
+def test_returns_by_hand():
+    G = PRIMEAdvantage().returns(_batch())
+    close(G, RETURNS)
+
+
+def test_whitened_advantage_by_hand():
+    # the 9 policy-token returns sum to -0.9: mean -0.1; deviations
+    # 0.8 1.0 1.1 | -0.7 -0.9 | -1.1 -0.5 -0.2 | 0.5, squares sum to 5.90,
+    # unbiased variance 5.90 / 8 = 0.7375
+    std = math.sqrt(0.7375 + 1e-8)
+    expected = [
+        [0.8 / std, 1.0 / std, 1.1 / std],
+        [-0.7 / std, -0.9 / std, 0.0],
+        [-1.1 / std, -0.5 / std, -0.2 / std],
+        [0.5 / std, 0.0, 0.0],
+    ]
+    A = ADVANTAGES.get("math.prime")()(_batch())
+    assert A.dtype == torch.float32 and A.shape == (4, 3)
+    close(A, expected, atol=1e-5)
+
+
+def test_coefficients_and_gamma():
+    # c_o = 2, c_p = 0.5: s0 combined (-0.1, -0.05, 0 + 2) -> returns (1.85, 1.95, 2.0)
+    G = PRIMEAdvantage(outcome_coef=2.0, process_coef=0.5).returns(_batch())
+    close(G[0], [1.85, 1.95, 2.0])
+    # s3 combined (0.5 * 0.4 + 2 * 0) -> 0.2 on its single token
+    close(G[3], [0.2, 0.0, 0.0])
+    # gamma 0.5 on s0's combined (-0.2, -0.1, 1.0): (-0.2 + 0.5 * 0.4, -0.1 + 0.5 * 1, 1) = (0, 0.4, 1)
+    G = PRIMEAdvantage(gamma=0.5).returns(_batch())
+    close(G[0], [0.0, 0.4, 1.0])
+    # outcome only needs no token rewards
+    G = PRIMEAdvantage(process_coef=0.0).returns(_batch(token_rewards=None))
+    close(G, [[1, 1, 1], [-1, -1, 0], [0, 0, 0], [0, 0, 0]])
+
+
+def test_helpers_by_hand():
+    assert returns_to_go(torch.tensor([[1.0, 2.0, 3.0]]), 0.5).tolist() == [[2.75, 3.5, 3.0]]
+    x = torch.tensor([[1.0, 2.0, 100.0]])
+    w = masked_whiten(x, torch.tensor([[1, 1, 0]]))
+    # mean 1.5, unbiased var ((0.5^2) * 2) / 1 = 0.5
+    close(w, [[-0.5 / math.sqrt(0.5), 0.5 / math.sqrt(0.5), 0.0]])
+
+
+def test_prime_bad_input():
+    with pytest.raises(ValueError, match="single sample"):
+        PRIMEAdvantage()(_batch(groups=(0, 0, 1, 2)))
+    with pytest.raises(ValueError, match="no token_rewards"):
+        PRIMEAdvantage()(_batch(token_rewards=None))
+    with pytest.raises(ValueError, match="token_rewards must be"):
+        PRIMEAdvantage()(_batch(token_rewards=torch.zeros(4, 2)))
+    with pytest.raises(ValueError, match="gamma"):
+        PRIMEAdvantage(gamma=1.5)
+    with pytest.raises(ValueError, match="prm_update"):
+        PRIMEAdvantage(prm_update="during")
+
+
+def test_accuracy_filter():
+    groups = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 3, 3, 3])
+    scores = torch.tensor([1, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0], dtype=torch.float)
+    keep = accuracy_filter(scores, groups)
+    # accuracies: g0 0.25 (kept), g1 1.0 (dropped), g2 0.5 (kept), g3 0.2 (the open band drops it)
+    assert keep.tolist() == [True] * 4 + [False] * 4 + [True] * 2 + [False] * 5
+    assert accuracy_filter(scores, groups, low=0.1, high=1.0)[10:].all()
+    with pytest.raises(ValueError, match="band"):
+        accuracy_filter(scores, groups, low=0.8, high=0.2)
+    with pytest.raises(ValueError, match="must be equal"):
+        accuracy_filter(scores, groups[:3])
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_prime_step_updates_the_prm_where_asked(when):
+    policy, tok = build_tiny_model(seed=1, num_layers=1, hidden_size=32, num_heads=2)
+    ref, _ = build_tiny_model(seed=2, num_layers=1, hidden_size=32, num_heads=2)
+    prm = ImplicitPRM(policy, ref, tok, beta=0.5, lr=5e-2)
+    assert isinstance(prm, OnlinePRM)
+    texts = ["4\n\nok", "5\n\nno", "6\n\nok", "7"]
+    samples = [
+        Sample("Q:", t, completion_ids=tok(t, add_special_tokens=False)["input_ids"], group=i // 2)
+        for i, t in enumerate(texts)
+    ]
+    reward = ImplicitPRMReward(prm=prm, score="zero")
+    from rewardkit.types import RewardOutput
+
+    batch = RolloutBatch.from_samples(samples, [RewardOutput(v) for v in (1.0, 0.0, 1.0, 0.0)])
+    estimator = PRIMEAdvantage(prm_update=when)
+    old = estimator(RolloutBatch.from_samples(samples, reward(samples), scores=batch.scores))
+    advantages, metrics = prime_step(batch, estimator, prm, reward)
+    new = estimator(RolloutBatch.from_samples(samples, reward(samples), scores=batch.scores))
+    assert "prm/loss" in metrics
+    assert not torch.allclose(old, new)  # the PRM was updated either way
+    expected = new if when == "before" else old  # scored by the updated PRM, or by the old one
+    assert torch.allclose(advantages, expected, atol=1e-6)
