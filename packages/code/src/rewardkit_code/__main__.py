@@ -1,0 +1,3 @@
+from rewardkit_code.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""Hostile programs in the docker sandbox: each must end as a contained fail, error or
+timeout, and afterwards the host and the pool must be healthy (the next program runs
+normally, the container holds no leftover process, no worker was lost)."""
+
+import os
+import time
+import uuid
+
+import pytest
+
+from rewardkit_code.sandbox import AssertTest
+
+pytestmark = pytest.mark.docker
+
+HOST_SECRET = f"rk-secret-{uuid.uuid4().hex}"
+HOST_FILE = f"/tmp/rewardkit-host-{uuid.uuid4().hex}.txt"
+
+# (name, program, test, allowed outcomes)
+CASES = [
+    (
+        "fork_bomb",
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+        "",
+        {"timeout"},
+    ),
+    ("infinite_loop", "while True:\n    pass\n", "", {"timeout"}),
+    (
+        "memory_bomb",
+        "blocks = []\nwhile True:\n    blocks.append(bytearray(50 * 2**20))\n",
+        "",
+        {"error"},
+    ),
+    ("one_huge_allocation", "x = bytearray(8 * 2**30)\n", "", {"error"}),
+    ("huge_output", "while True:\n    print('x' * 100_000)\n", "", {"error"}),
+    (
+        "network",
+        "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=1).close()\nup = True\n",
+        "assert up",
+        {"error"},
+    ),
+    ("dns", "import socket\nsocket.getaddrinfo('pypi.org', 443)\n", "", {"error"}),
+    (
+        "read_host_file",
+        f"data = open({HOST_FILE!r}).read()\n",
+        f"assert {HOST_SECRET!r} in data",
+        {"error"},
+    ),
+    (
+        "read_host_repo",
+        "import os\nfound = os.path.exists('/work/main/pyproject.toml') or "
+        "os.path.exists('/var/run/docker.sock')\n",
+        "assert found",
+        {"fail"},
+    ),
+    ("write_outside_workdir", "open('/etc/pwned', 'w').write('x')\n", "", {"error"}),
+    ("write_interpreter", "import sys\nopen(sys.executable, 'ab').write(b'x')\n", "", {"error"}),
+    (
+        "kill_parent",
+        "import os, signal\nfor sig in (signal.SIGKILL, signal.SIGTERM):\n"
+        "    try:\n        os.kill(os.getppid(), sig)\n        os.kill(1, sig)\n    except OSError:\n"
+        "        pass\nalive = False\n",
+        "assert alive",
+        {"fail"},
+    ),
+    (
+        "kill_everything",
+        "import os\nos.kill(-1, 9)\nimport time\ntime.sleep(0.2)\n",
+        "assert False",
+        {"error", "fail"},
+    ),
+    ("kill_host_pid", f"import os\nos.kill({os.getpid()}, 9)\n", "", {"error"}),
+    ("sleep_past_timeout", "import time\ntime.sleep(60)\n", "", {"timeout"}),
+    (
+        "background_daemon",
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        time.sleep(0.5)\n        open('/work/daemon-was-here', 'w').write('x')\n"
+        "        time.sleep(60)\n    os._exit(0)\nvalue = 1\n",
+        "assert value == 2",
+        {"fail"},
+    ),
+    (
+        "env_secrets",
+        "import os\nenv = dict(os.environ)\n"
+        "proc = open('/proc/1/environ', 'rb').read().decode(errors='replace') "
+        "if os.access('/proc/1/environ', os.R_OK) else ''\n",
+        f"assert {HOST_SECRET!r} in str(env) + proc",
+        {"fail"},
+    ),
+    (
+        "ptrace_runner",
+        "import ctypes\nlibc = ctypes.CDLL(None)\nrc = libc.ptrace(16, 1, 0, 0)\n",
+        "assert rc == 0, rc",
+        {"fail"},
+    ),
+    (
+        "chmod_workdir",
+        "import os\nos.makedirs('a/b')\nos.chmod('a/b', 0)\nos.chmod('a', 0)\nos.chmod('.', 0)\n",
+        "assert False",
+        {"fail"},
+    ),
+]
+
+HEALTH = (
+    "import os\n"
+    "procs = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+    "def f(x):\n    return x * 2\n"
+)
+HEALTH_TESTS = [
+    AssertTest("assert f(21) == 42"),
+    AssertTest("assert len(procs) == 2, procs"),  # the runner (PID 1) and this program
+    AssertTest("assert not os.path.exists('/work/daemon-was-here')"),
+    AssertTest("assert os.listdir('.') == [], os.listdir('.')"),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def host_secret():
+    os.environ["REWARDKIT_TEST_SECRET"] = HOST_SECRET
+    with open(HOST_FILE, "w") as f:
+        f.write(HOST_SECRET)
+    yield
+    os.environ.pop("REWARDKIT_TEST_SECRET", None)
+    os.unlink(HOST_FILE)
+
+
+@pytest.mark.parametrize("name,program,test,allowed", CASES, ids=[c[0] for c in CASES])
+def test_hostile_program_is_contained(docker_sandbox, name, program, test, allowed):
+    box = docker_sandbox
+    restarts = box.restarts
+    start = time.monotonic()
+    out = box.run(program, [AssertTest(test or "pass")], timeout=2.0)[0]
+    assert out.status in allowed, out
+    assert time.monotonic() - start < 15
+    if name == "background_daemon":
+        time.sleep(0.6)  # longer than the daemon's delay: it would have written by now
+    # the host: still here, its files untouched
+    assert not os.path.exists("/etc/pwned")
+    assert open(HOST_FILE).read() == HOST_SECRET
+    # the pool: every slot still answers and runs a normal program in a clean container
+    for _ in range(box.pool_size):
+        health = box.run(HEALTH, HEALTH_TESTS, timeout=3.0)
+        assert [o.status for o in health] == ["pass"] * 4, health
+    assert box.restarts == restarts, "a worker had to be replaced"
+    for w in box._workers:
+        w.container.reload()
+        assert w.container.status == "running"
+
+
+def test_broken_container_is_replaced(docker_sandbox):
+    box = docker_sandbox
+    restarts = box.restarts
+    victim = next(iter(box._workers))
+    victim.container.kill()  # from outside: the runner dies between jobs
+    victim.container.wait(timeout=10)
+    for _ in range(box.pool_size + 1):
+        assert box.run("x = 1\n", [AssertTest("assert x == 1")])[0].passed
+    assert box.restarts == restarts + 1
+    assert len(box._workers) == box.pool_size

@@ -1,0 +1,180 @@
+"""Per-test outcomes of both backends: pass, fail, timeout, error, stdin/stdout tests."""
+
+import pytest
+
+from rewardkit_code.sandbox import AssertTest, IOTest, make_sandbox, normalize_output, parse_tests
+from rewardkit_code.sandbox.base import classify
+
+PROGRAM = "def f(x):\n    return x + 1\n"
+CASES = [
+    (AssertTest("assert f(1) == 2"), "pass", ""),
+    (AssertTest("assert f(1) == 3, 'off by one'"), "fail", "AssertionError: off by one"),
+    (AssertTest("f(None)"), "error", "TypeError"),
+    (AssertTest("while True: pass"), "timeout", "time limit"),
+    (AssertTest("import os; os._exit(0)"), "error", "exited before the tests finished"),
+    (AssertTest("import sys; sys.exit(0)"), "error", "SystemExit"),
+    (AssertTest("raise SyntaxError('x')"), "error", "SyntaxError"),
+    (AssertTest("print('x' * 3_000_000)"), "error", "output exceeded"),
+]
+
+
+def _check(box):
+    outcomes = box.run(PROGRAM, [c[0] for c in CASES], timeout=1.0)
+    for (_, status, text), out in zip(CASES, outcomes, strict=True):
+        assert out.status == status, (status, out)
+        assert text in out.message
+    assert outcomes[3].seconds == pytest.approx(1.0, abs=0.5)
+
+
+def _io(box):
+    prog = "a, b = map(int, input().split())\nprint(a + b)\nprint('done')\n"
+    outs = box.run(
+        prog,
+        [
+            IOTest("1 2\n", "3\ndone"),
+            IOTest("2 2", "  5 \n done  \n\n"),
+            IOTest("x y", "0"),
+            IOTest("4 5", "9   \n\ndone"),
+        ],
+    )
+    assert [o.status for o in outs] == ["pass", "fail", "error", "fail"]
+    assert "wrong output" in outs[1].message and "ValueError" in outs[2].message
+    # a program that calls sys.exit(0) at the end still passes an io test
+    assert box.run("print(7)\nraise SystemExit(0)\n", [IOTest("", "7")])[0].passed
+
+
+def test_local_backend_outcomes(local_sandbox):
+    _check(local_sandbox)
+    _io(local_sandbox)
+
+
+@pytest.mark.docker
+def test_docker_backend_outcomes(docker_sandbox):
+    _check(docker_sandbox)
+    _io(docker_sandbox)
+
+
+@pytest.mark.docker
+def test_docker_runs_concurrently_and_in_order(docker_sandbox):
+    jobs = [
+        (
+            f"def f():\n    return {i}\n",
+            [AssertTest(f"assert f() == {i}"), AssertTest("assert f() == -1")],
+        )
+        for i in range(12)
+    ]
+    results = docker_sandbox.run_many(jobs)
+    assert [[o.status for o in r] for r in results] == [["pass", "fail"]] * 12
+
+
+@pytest.mark.docker
+def test_docker_isolation_settings(docker_sandbox):
+    c = next(iter(docker_sandbox._workers)).container
+    c.reload()
+    host = c.attrs["HostConfig"]
+    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"] and host["PidsLimit"] == 64
+    assert host["Memory"] == host["MemorySwap"] == (256 + 64) * 1024 * 1024
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert c.attrs["Config"]["User"] == "65534:65534"
+    probe = "import os\nuid = os.getuid()\n"
+    assert docker_sandbox.run(probe, [AssertTest("assert uid == 65534, uid")])[0].passed
+
+
+def test_bad_tests_and_settings_are_named():
+    with pytest.raises(ValueError, match=r"tests\[1\] is not a test"):
+        parse_tests([{"type": "assert", "code": "pass"}, {"type": "io", "input": "1"}])
+    with pytest.raises(ValueError, match="non-empty list"):
+        parse_tests([])
+    with pytest.raises(ValueError, match="backend"):
+        make_sandbox("firecracker")
+    with pytest.raises(ValueError, match="pool_size"):
+        make_sandbox("local", pool_size=0)
+
+
+def test_normalisation_and_classification():
+    assert normalize_output("  1   2 \n\n3\t\n\n") == ["1 2", "", "3"]
+    died = {
+        "status": "exited",
+        "completed": False,
+        "error": None,
+        "signal": 9,
+        "stdout": "",
+        "stderr": "",
+        "exit_code": None,
+        "seconds": 0.1,
+    }
+    assert classify(AssertTest("x"), died, 1.0, 10).message.startswith("killed by SIGKILL")
+
+
+def test_local_backend_basic_containment(local_sandbox, monkeypatch):
+    # weaker isolation, but: no inherited environment, its own temp dir, killed group
+    monkeypatch.setenv("REWARDKIT_TEST_SECRET", "local-secret-123")
+    prog = "import os\nenv = str(dict(os.environ))\ncwd = os.getcwd()\n"
+    outs = local_sandbox.run(
+        prog,
+        [
+            AssertTest("assert 'local-secret-123' not in env, env"),
+            AssertTest("assert cwd.startswith('/tmp/rewardkit-code-'), cwd"),
+        ],
+    )
+    assert [o.status for o in outs] == ["pass", "pass"]
+    spawn = (
+        "import subprocess, sys\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
+        "open('/tmp/rk-local-child.pid', 'w').write(str(p.pid))\n"
+    )
+    assert local_sandbox.run(spawn, [AssertTest("pass")])[0].passed
+    pid = int(open("/tmp/rk-local-child.pid").read())
+    import os
+    import time
+
+    time.sleep(0.2)
+    alive = (
+        os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]
+    )
+    assert not alive, "the background child outlived the run"
+    assert local_sandbox.run("x = 1", [AssertTest("assert x == 1")])[0].passed
+
+
+def test_shared_sandbox_per_configuration():
+    from rewardkit_code.sandbox import get_sandbox
+
+    a = get_sandbox("local", pool_size=1, memory_mb=256)
+    assert get_sandbox("local", pool_size=1, memory_mb=256) is a
+    assert get_sandbox("local", pool_size=1, memory_mb=300) is not a
+    a.close()
+    assert get_sandbox("local", pool_size=1, memory_mb=256) is not a  # a closed one is replaced
+
+
+@pytest.mark.docker
+def test_docker_image_resolution(docker_image, monkeypatch):
+    import docker.errors
+
+    from rewardkit_code.sandbox import SandboxError
+    from rewardkit_code.sandbox.docker_backend import (
+        BUILT_IMAGE,
+        DEFAULT_IMAGE,
+        docker_client,
+        resolve_image,
+    )
+
+    client = docker_client()
+    with pytest.raises(SandboxError, match="build-image"):
+        resolve_image(client, "rewardkit-no-such-image:404")
+    monkeypatch.delenv("REWARDKIT_CODE_IMAGE", raising=False)
+    try:
+        client.images.get(DEFAULT_IMAGE)
+        assert resolve_image(client, None) == DEFAULT_IMAGE
+    except docker.errors.ImageNotFound:  # no registry: falls back to the offline image
+        with pytest.warns(UserWarning, match="using rewardkit-code-sandbox"):
+            assert resolve_image(client, None) == BUILT_IMAGE
+    monkeypatch.setenv("REWARDKIT_CODE_IMAGE", docker_image)
+    assert resolve_image(client, None) == docker_image
+
+
+@pytest.mark.docker
+def test_auto_backend_picks_docker(docker_image):
+    with make_sandbox("auto", pool_size=1, image=docker_image) as box:
+        assert box.backend == "docker"
+        assert box.run("x = 2", [AssertTest("assert x == 2")])[0].passed
