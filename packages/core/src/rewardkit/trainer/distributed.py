@@ -16,13 +16,25 @@ def _on() -> bool:
     return td.is_available() and td.is_initialized()
 
 
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from None
+
+
 def rank() -> int:
-    """This process's rank; before the process group exists, the launcher's RANK."""
-    return td.get_rank() if _on() else int(os.environ.get("RANK", 0))
+    """This process's rank; before the process group exists, the launcher's RANK
+    (torchrun, accelerate launch and deepspeed all set it)."""
+    return td.get_rank() if _on() else _env_int("RANK", 0)
 
 
 def world() -> int:
-    return td.get_world_size() if _on() else int(os.environ.get("WORLD_SIZE", 1))
+    """The number of processes; before the process group exists, the launcher's WORLD_SIZE."""
+    return td.get_world_size() if _on() else _env_int("WORLD_SIZE", 1)
 
 
 def is_main() -> bool:

@@ -77,7 +77,9 @@ class GRPOTrainer:
         )
         from transformers import get_scheduler
 
-        scheduler = get_scheduler(c.lr_scheduler, optimizer, c.warmup_steps, max(c.max_steps, 1))
+        # one scheduler step per optimizer step: num_iterations of them per training step
+        total = max(c.max_steps * c.num_iterations, 1)
+        scheduler = get_scheduler(c.lr_scheduler, optimizer, c.warmup_steps * c.num_iterations, total)
         # DeepSpeed: train_step cuts its own micro-batches and calls engine.step() once per
         # iteration, so DeepSpeed's batch bookkeeping is pinned to 1 micro-batch of 1 per
         # step (its checks need micro x accumulation x world = train_batch_size) and its
@@ -108,7 +110,9 @@ class GRPOTrainer:
                 lambda: self.accelerator.unwrap_model(self.model), tokenizer,
                 c.temperature, c.top_p, c.top_k, c.stop_strings,
             )
-        self.stream = PromptStream(len(self.task.rows("train")), c.seed, dist.rank(), dist.world())
+        self.train_rows = self.task.rows("train")
+        self.stream = PromptStream(len(self.train_rows), c.seed, dist.rank(), dist.world())
+        self.prompts_truncated = 0  # prompts cut to max_prompt_length (kept: their end)
         self.step = 0
         self.timers: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
@@ -138,7 +142,10 @@ class GRPOTrainer:
                 tokens = self.tokenizer.apply_chat_template(
                     p, add_generation_prompt=True, tokenize=True, return_dict=False
                 )
-            ids.append(list(tokens)[-self.config.max_prompt_length :])
+            tokens = list(tokens)
+            if len(tokens) > self.config.max_prompt_length:
+                self.prompts_truncated += 1
+            ids.append(tokens[-self.config.max_prompt_length :])
         return prompts, ids
 
     def rollout(self, rows, group_offset: int = 0, greedy: bool = False, generations=None):
@@ -161,7 +168,7 @@ class GRPOTrainer:
         """One step's samples and scores; with dynamic sampling (DAPO) only groups whose
         rewards vary are kept, sampling more prompts until the batch is full."""
         c = self.config
-        rows = [self.task.rows("train")[i] for i in self.stream.take(c.prompts_per_step)]
+        rows = [self.train_rows[i] for i in self.stream.take(c.prompts_per_step)]
         with self.timed("generate"):
             samples = self.rollout(rows)
         with self.timed("score"):
@@ -184,7 +191,7 @@ class GRPOTrainer:
                 break
             rounds += 1
             offset = max(s.group for s in samples) + 1
-            rows = [self.task.rows("train")[i] for i in self.stream.take(c.prompts_per_step)]
+            rows = [self.train_rows[i] for i in self.stream.take(c.prompts_per_step)]
             with self.timed("generate"):
                 samples = self.rollout(rows, group_offset=offset)
             with self.timed("score"):
@@ -289,6 +296,7 @@ class GRPOTrainer:
             "advantage/abs_max": adv_tokens.abs().max().item() if adv_tokens.numel() else 0.0,
             "completion_length": lengths.float().mean().item(),
             "truncated_fraction": sum(s.truncated for s in samples) / len(samples),
+            "prompts_truncated": float(self.prompts_truncated),
             "grad_norm": grad_norm,
             "lr": self.scheduler.get_last_lr()[0],
             **{f"time/{name}": seconds for name, seconds in self.timers.items()},
@@ -317,7 +325,8 @@ class GRPOTrainer:
         for mb in mbs:
             r, t = mb.rows.to(dev), mb.cols.to(dev)
             if old is not None:
-                logp, e = completion_logprobs(self.model, mb, c.temperature, with_entropy=need_entropy)
+                policy = self.accelerator.unwrap_model(self.model)  # no DDP hooks: no-grad pass
+                logp, e = completion_logprobs(policy, mb, c.temperature, with_entropy=need_entropy)
                 old[r, t] = logp
                 if ent is not None:
                     ent[r, t] = e
