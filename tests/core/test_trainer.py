@@ -65,8 +65,13 @@ def test_yaml_then_overrides_then_task_defaults(tmp_path):
     config = GRPOConfig.load(path, ["learning_rate=5e-4", "task_options.operators=+-"])
     assert config.learning_rate == 5e-4
     assert config.task_options == {"digits": 3, "operators": "+-"}
+    from rewardkit.trainer.components import resolve
+
+    resolve(config)  # builds the task with its options and applies its default_config
     assert config.max_completion_length == 8  # core.arith's default_config, not the global 64
-    assert GRPOConfig.load(path, ["max_completion_length=3"]).max_completion_length == 3
+    explicit = GRPOConfig.load(path, ["max_completion_length=3"])
+    resolve(explicit)
+    assert explicit.max_completion_length == 3  # what the user set wins
     with pytest.raises(ConfigError, match="must look like key=value"):
         GRPOConfig.load(path, ["learning_rate"])
 

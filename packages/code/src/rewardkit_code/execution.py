@@ -1,10 +1,16 @@
 """From completions to pass vectors: extract code, build the program, run it against the
 row's tests in the shared sandbox. Results are cached in the sandbox (see
 Sandbox.cached), so code.verpo, code.pass_rate and the multi-turn environment of one step
-execute each program once."""
+execute each program once.
+
+Each executor counts, over its lifetime, the programs it sent to the sandbox, the ones
+answered from the cache, the completions with no code, and the sandbox's test outcomes
+by status; the rewards report them through `stats()` (logged as
+`reward/<name>/<counter>`), so a run shows that programs really executed."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from typing import Any
 
@@ -38,6 +44,8 @@ class CodeExecutor:
         self.require_code_block = require_code_block
         self.cache = cache
         self._sandbox = sandbox
+        self.counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
 
     @property
     def sandbox(self) -> Sandbox:
@@ -50,11 +58,13 @@ class CodeExecutor:
         results: list[list[TestOutcome] | None] = [None] * len(items)
         todo: dict[tuple, list[int]] = {}
         jobs: list[tuple[str, list[TestCase]]] = []
+        no_code = 0
         for i, (completion, meta) in enumerate(items):
             tests = tests_of(meta, where=f"item {i}")
             code = extract_code(completion, require_block=self.require_code_block)
             if code is None:
                 results[i] = [TestOutcome("error", NO_CODE)] * len(tests)
+                no_code += 1
                 continue
             program = build_program(code, meta)
             key = (program, tuple(tests), self.timeout)
@@ -72,7 +82,23 @@ class CodeExecutor:
                 results[i] = outs
             if self.cache:
                 self.sandbox.remember(key, outs)
+        self._count(len(items), no_code, ran)
         return results  # type: ignore[return-value]
+
+    def _count(self, n_items: int, no_code: int, ran: list[list[TestOutcome]]) -> None:
+        with self._counts_lock:
+            self.counts["programs_executed"] += len(ran)
+            self.counts["programs_cached"] += n_items - len(ran) - no_code
+            self.counts["no_code"] += no_code
+            for outs in ran:
+                self.counts.update(f"tests_{o.status}" for o in outs)
+
+    def stats(self) -> dict[str, float]:
+        """The counters so far: programs_executed (sent to the sandbox), programs_cached
+        (answered from the result cache or a duplicate in the same batch), no_code, and
+        tests_<status> (pass, fail, timeout, error) over the executed programs."""
+        with self._counts_lock:
+            return {k: float(v) for k, v in self.counts.items()}
 
     def pass_vectors(self, items: list[tuple[str, dict[str, Any]]]) -> list[list[int]]:
         return [[int(o.passed) for o in outs] for outs in self.outcomes(items)]

@@ -31,6 +31,10 @@ class _FinalAttemptReward:
             for outs in outcomes
         ]
 
+    def stats(self) -> dict[str, float]:
+        """Execution counters of this reward's executor (see CodeExecutor.stats)."""
+        return self.executor.stats()
+
     @staticmethod
     def _score(passed: list[bool]) -> float:
         raise NotImplementedError

@@ -106,7 +106,9 @@ def humaneval_row(problem: dict[str, Any], split_asserts: bool = True) -> dict[s
 class HumanEval(Task):
     """HumanEval as a task. HumanEval has one split of 164 problems: "test" and "train"
     both return it (training on it is for demonstrations and smoke runs). With
-    `max_turns > 1` the task names the CodeFeedbackEnv environment (multi-turn VeRPO)."""
+    `max_turns > 1` the task names the CodeFeedbackEnv environment (multi-turn VeRPO);
+    `executor` holds its CodeExecutor options (backend, timeout, pool_size, ...). Unknown
+    options are a TypeError (a config error naming them), not silently ignored."""
 
     name = "code.humaneval"
     rewards = [RewardSpec("code.verpo")]
@@ -121,11 +123,15 @@ class HumanEval(Task):
         split_asserts: bool = True,
         limit: int | None = None,
         max_turns: int = 1,
-        **options: Any,
+        executor: dict[str, Any] | None = None,
     ):
-        super().__init__(split_asserts=split_asserts, limit=limit, max_turns=max_turns, **options)
+        super().__init__(
+            split_asserts=split_asserts, limit=limit, max_turns=max_turns, executor=executor or {}
+        )
         if max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+        if not isinstance(executor or {}, dict):
+            raise TypeError(f"executor must be a mapping of CodeExecutor options, got {executor!r}")
         self.split_asserts = split_asserts
         self.limit = limit
         self.max_turns = max_turns
@@ -138,7 +144,7 @@ class HumanEval(Task):
     def _make_environment(self, row: dict[str, Any]):
         from rewardkit_code.multiturn import CodeFeedbackEnv
 
-        return CodeFeedbackEnv(max_turns=self.max_turns, **self.options.get("executor", {}))
+        return CodeFeedbackEnv(max_turns=self.max_turns, **self.options["executor"])
 
     def rows(self, split: str) -> list[dict[str, Any]]:
         if split not in ("train", "test"):

@@ -201,6 +201,10 @@ class VeRPOReward:
                 )
         return results  # type: ignore[return-value]
 
+    def stats(self) -> dict[str, float]:
+        """Execution counters of this reward's executor (see CodeExecutor.stats)."""
+        return self.executor.stats()
+
 
 # -- advantage ---------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ second with a message naming it.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +44,7 @@ def resolve(config: GRPOConfig) -> Components:
         task = task_cls(**config.task_options)
     except TypeError as exc:
         raise ConfigError(f"task_options for {config.task!r}: {exc}") from exc
+    config.apply_task_defaults(dict(getattr(task, "default_config", None) or {}))
     transforms = {
         r["name"]: r["transform"] for r in (config.rewards or []) if r.get("transform")
     }
@@ -109,9 +109,3 @@ def load_policy(config: GRPOConfig) -> tuple[torch.nn.Module, Any]:
 def estimator_requires(estimator: Any) -> frozenset[str]:
     return frozenset(getattr(estimator, "requires", frozenset()))
 
-
-def accepts_kwarg(fn: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False

@@ -94,6 +94,21 @@ class GRPOConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        # keys the user set (YAML / overrides); the task's default_config fills the others.
+        # None (a config built in Python) means: apply no task defaults.
+        self.explicit_keys: frozenset[str] | None = None
+        self.validate()
+
+    def apply_task_defaults(self, defaults: dict[str, Any]) -> None:
+        """Settings that suit the task (its `default_config`), under what the user set."""
+        if self.explicit_keys is None:
+            return
+        names = {f.name for f in dataclasses.fields(self)}
+        for key, value in defaults.items():
+            if key not in names:
+                raise ConfigError(f"the task's default_config has an unknown key {key!r}")
+            if key not in self.explicit_keys:
+                setattr(self, key, value)
         self.validate()
 
     # -- validation --------------------------------------------------------------------
@@ -158,7 +173,9 @@ class GRPOConfig:
                 close = difflib.get_close_matches(key, names, n=3)
                 hint = f" Did you mean {', '.join(close)}?" if close else ""
                 raise ConfigError(f"unknown config key {key!r}.{hint}")
-        return cls(**data)
+        config = cls(**data)
+        config.explicit_keys = frozenset(data)
+        return config
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] = ()) -> GRPOConfig:
@@ -174,19 +191,10 @@ class GRPOConfig:
             if not sep or not key:
                 raise ConfigError(f"override {item!r} must look like key=value")
             _set_dotted(data, key.strip(), yaml.safe_load(value))
-        return cls.from_dict({**_task_defaults(data.get("task", cls.task)), **data})
+        return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _task_defaults(task_name: Any) -> dict[str, Any]:
-    """The task's `default_config`: settings that suit it, under what the user set."""
-    from rewardkit.registry import TASKS
-
-    if not isinstance(task_name, str):
-        raise ConfigError(f"task must be a name (see `rewardkit list`), got {task_name!r}")
-    return dict(getattr(TASKS.get(task_name), "default_config", {}) or {})
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
