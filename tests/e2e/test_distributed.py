@@ -120,10 +120,13 @@ def check_two_ranks_trained_together(ranks: list[dict], out: Path) -> None:
         assert r["optimizer_steps"] == r["steps_run"] * r["num_iterations"], r
         assert r["scheduler_steps"] == r["optimizer_steps"], r
         assert r["accelerator_gradient_accumulation_steps"] == 1, r
-        # constant_with_warmup over 100 steps: after k scheduler steps lr = 1e-2 * k / 100,
-        # k = num_iterations per GRPO step (2, 4, 6 -> 2e-4, 4e-4, 6e-4)
-        k = [r["num_iterations"] * (i + 1) for i in range(r["steps_run"])]
-        assert [s["lr"] for s in r["steps"]] == pytest.approx([1e-2 * x / 100 for x in k])
+        # constant_with_warmup over warmup_steps=100 training steps, i.e. 100 * num_iterations
+        # scheduler steps (one per optimizer step): after k scheduler steps
+        # lr = 1e-2 * k / (100 * num_iterations), k = num_iterations per GRPO step
+        # (num_iterations 2: k = 2, 4, 6 -> 1e-4, 2e-4, 3e-4)
+        n = r["num_iterations"]
+        k = [n * (i + 1) for i in range(r["steps_run"])]
+        assert [s["lr"] for s in r["steps"]] == pytest.approx([1e-2 * x / (100 * n) for x in k])
 
     for s0, s1 in zip(r0["steps"], r1["steps"], strict=True):
         # rank 0's token budget of 16 cuts its batch into several micro-batches, rank 1's

@@ -135,7 +135,14 @@ def test_timeout_is_a_zero_and_the_worker_recovers(accuracy):
     elapsed = time.monotonic() - start
     assert out.score == 0.0 and out.info["reason"].startswith("timeout"), out.info
     assert elapsed < 6.0  # the 1 s limit plus process bookkeeping, never a hang
-    assert fast.score_text("\\boxed{3}", "3").score == 1.0  # a fresh executor answers
+    # a fresh checking process answers; under heavy load its start-up may itself exceed
+    # the 1 s limit once or twice, so allow a few tries (a dead worker never answers)
+    answers = []
+    for _ in range(5):
+        answers.append(fast.score_text("\\boxed{3}", "3").score)
+        if answers[-1] == 1.0:
+            break
+    assert answers[-1] == 1.0, answers
 
 
 def test_from_a_thread_and_from_the_scorer(accuracy):

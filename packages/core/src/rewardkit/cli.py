@@ -67,7 +67,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from rewardkit.demo import run_demo
 
-    result = run_demo(quick=args.quick, output_dir=args.output_dir, seed=args.seed)
+    result = run_demo(quick=args.quick, output_dir=args.output_dir, seed=args.seed,
+                      warm_start_steps=args.warm_start_steps, grpo_steps=args.steps,
+                      learning_rate=args.learning_rate)
     return 0 if result["accuracy_after_grpo"] >= result["accuracy_before_grpo"] else 1
 
 
@@ -95,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a shorter run (under a minute)")
     p.add_argument("--output-dir", dest="output_dir", default="runs/demo")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warm-start-steps", dest="warm_start_steps", type=int,
+                   help="supervised steps before GRPO")
+    p.add_argument("--steps", type=int, help="GRPO steps")
+    p.add_argument("--learning-rate", dest="learning_rate", type=float, help="GRPO learning rate")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -25,7 +25,7 @@ class DemoSettings:
 
 
 FULL = DemoSettings(warm_start_steps=600, grpo_steps=200, eval_size=200)
-QUICK = DemoSettings(warm_start_steps=150, grpo_steps=30, eval_size=100)
+QUICK = DemoSettings(warm_start_steps=300, grpo_steps=30, eval_size=100)
 
 
 def demo_config(settings: DemoSettings, output_dir: str, seed: int = 0):
@@ -35,7 +35,7 @@ def demo_config(settings: DemoSettings, output_dir: str, seed: int = 0):
         model="tiny",
         tiny_model={"num_layers": 4, "hidden_size": 128, "num_heads": 4},
         task="core.arith",
-        task_options={"digits": 2, "operators": "+"},
+        task_options={"digits": 2, "operators": "+", "train_size": 7000},
         advantage="grpo",
         prompts_per_step=16,
         num_generations=8,
@@ -54,7 +54,14 @@ def demo_config(settings: DemoSettings, output_dir: str, seed: int = 0):
     )
 
 
-def run_demo(quick: bool = False, output_dir: str = "runs/demo", seed: int = 0) -> dict:
+def run_demo(
+    quick: bool = False,
+    output_dir: str = "runs/demo",
+    seed: int = 0,
+    warm_start_steps: int | None = None,
+    grpo_steps: int | None = None,
+    learning_rate: float | None = None,
+) -> dict:
     from rich.console import Console
 
     from rewardkit.sft import supervised_warm_start
@@ -63,7 +70,14 @@ def run_demo(quick: bool = False, output_dir: str = "runs/demo", seed: int = 0) 
 
     console = Console()
     settings = QUICK if quick else FULL
+    settings = DemoSettings(
+        warm_start_steps if warm_start_steps is not None else settings.warm_start_steps,
+        grpo_steps if grpo_steps is not None else settings.grpo_steps,
+        settings.eval_size,
+    )
     config = demo_config(settings, output_dir, seed)
+    if learning_rate is not None:
+        config.learning_rate = learning_rate
     torch.manual_seed(seed)
     start = time.perf_counter()
     parts = resolve(config)
@@ -72,7 +86,7 @@ def run_demo(quick: bool = False, output_dir: str = "runs/demo", seed: int = 0) 
                   f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters)")
     pairs = [(r["prompt"], r["answer"]) for r in parts.task.rows("train")]
     supervised_warm_start(model, tokenizer, pairs, settings.warm_start_steps,
-                          batch_size=64, learning_rate=3e-3, seed=seed)
+                          batch_size=128, learning_rate=3e-3, seed=seed)
     warm = time.perf_counter() - start
     trainer = GRPOTrainer(config, model=model, tokenizer=tokenizer, components=parts)
     history = trainer.train()

@@ -23,6 +23,8 @@ from rewardkit_math.extract import extract_answer
 
 INSTRUCTION = "Solve the problem step by step. Put the final answer in \\boxed{}."
 SPLITS = ("train", "test")
+DATA = Path(__file__).parent / "data"
+BUILTIN = ("gsm8k_tiny",)  # shipped JSONL folders (data/<name>/{train,test}.jsonl)
 
 
 def _check_split(split: str) -> None:
@@ -36,20 +38,51 @@ def gsm8k_final_answer(answer: str) -> str:
     return final.replace(",", "") if "####" in answer else final
 
 
-class GSM8KJsonl(Task):
+class _MathTask(Task):
+    """Rows loaded once per split; the train split optionally filtered by the accuracy
+    band of a reference model (`accuracy_band`, see `band.py`)."""
+
+    def rows(self, split: str) -> list[dict[str, Any]]:
+        _check_split(split)
+        cache = self.__dict__.setdefault("_rows_cache", {})
+        if split not in cache:
+            rows = self.load(split)
+            band = self.options.get("accuracy_band")
+            if band is not None and split == "train":
+                from rewardkit_math.band import apply_accuracy_band
+
+                if not isinstance(band, dict):
+                    raise ValueError(f"accuracy_band must be a mapping of options, got {band!r}")
+                rows = apply_accuracy_band(rows, self.prompt, band)
+            cache[split] = rows
+        return cache[split]
+
+    def load(self, split: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class GSM8KJsonl(_MathTask):
     """Options: `train` / `test` (JSONL paths), or `path` (a folder holding train.jsonl and
-    test.jsonl); `question_key` ("question"), `answer_key` ("answer"), `instruction`."""
+    test.jsonl), or `dataset` (a folder shipped with this package: "gsm8k_tiny", 36 + 12
+    GSM8K-style word problems written for rewardkit's tests and demos);
+    `question_key` ("question"), `answer_key` ("answer"), `instruction`, `accuracy_band`."""
 
     name = "math.gsm8k_jsonl"
     rewards = [RewardSpec("math.accuracy")]
 
-    def rows(self, split: str) -> list[dict[str, Any]]:
-        _check_split(split)
+    def load(self, split: str) -> list[dict[str, Any]]:
         path = self.options.get(split)
         if path is None and "path" in self.options:
             path = Path(self.options["path"]) / f"{split}.jsonl"
+        if path is None and "dataset" in self.options:
+            if self.options["dataset"] not in BUILTIN:
+                raise ValueError(
+                    f"math.gsm8k_jsonl: unknown dataset {self.options['dataset']!r}; "
+                    f"shipped: {list(BUILTIN)}"
+                )
+            path = DATA / self.options["dataset"] / f"{split}.jsonl"
         if path is None:
-            raise ValueError(f"math.gsm8k_jsonl needs the option {split!r} or 'path'")
+            raise ValueError(f"math.gsm8k_jsonl needs the option {split!r}, 'path' or 'dataset'")
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"math.gsm8k_jsonl: no file {path} for split {split!r}")
@@ -80,10 +113,10 @@ class GSM8KJsonl(Task):
         return f"{row['question']}\n{self.options.get('instruction', INSTRUCTION)}"
 
 
-class ReasoningGym(Task):
+class ReasoningGym(_MathTask):
     """Options: `dataset` (a reasoning-gym name), `size` (train rows, 1000), `test_size`
     (200), `seed` (0; the test split uses seed + 1), `config` (the dataset's options),
-    `instruction`."""
+    `instruction`, `accuracy_band`."""
 
     name = "math.reasoning_gym"
     rewards = [RewardSpec("math.accuracy")]
@@ -97,10 +130,9 @@ class ReasoningGym(Task):
         if self.dataset not in known:
             raise ValueError(f"unknown reasoning-gym dataset {self.dataset!r}; known: {known}")
 
-    def rows(self, split: str) -> list[dict[str, Any]]:
+    def load(self, split: str) -> list[dict[str, Any]]:
         import reasoning_gym
 
-        _check_split(split)
         size = int(
             self.options.get(
                 "size" if split == "train" else "test_size", 1000 if split == "train" else 200

@@ -1,0 +1,112 @@
+"""Trie-constrained beam search (direct mode) and reasoning-mode ranking, on a tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rewardkit.tiny import build_tiny_model
+from rewardkit_recsys.inference import (
+    IDTrie,
+    direct_recommend,
+    rank_completions,
+    reasoning_recommend,
+    sequence_logprobs,
+)
+from rewardkit_recsys.semantic_ids import codes_to_ids, extend_tokenizer
+
+# 7 items over L = 2, K = 3; items 0 and 1 collide on (0, 1) and get a suffix
+CODES = np.array([[0, 1], [0, 1], [0, 0], [1, 2], [2, 2], [2, 0], [1, 0]])
+ITEMS = [f"m{i}" for i in range(7)]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model, tok = build_tiny_model(hidden_size=32, num_heads=2, num_layers=1, seed=3)
+    ids = codes_to_ids(CODES, ITEMS, 3)
+    extend_tokenizer(tok, model, ids)
+    # resizing initialises the new rows near their mean: spread them so that the items'
+    # log-probs are far apart (no near-ties for the ranking test)
+    new = len(ids.vocabulary())
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for weight in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+            weight[-new:] = torch.randn(new, weight.shape[1], generator=gen)
+    return model, tok, ids, IDTrie(ids, tok)
+
+
+def token_ids(tok, text):
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+def test_trie_allows_only_real_continuations(setup):
+    _, tok, ids, trie = setup
+    a1, b2 = token_ids(tok, "<|a_1|><|b_2|>")
+    assert sorted(trie.allowed([])) == sorted(token_ids(tok, "<|a_1|><|a_2|><|a_3|>"))
+    assert sorted(trie.allowed([a1])) == sorted(token_ids(tok, "<|b_1|><|b_2|>"))
+    assert sorted(trie.allowed([a1, b2])) == sorted(token_ids(tok, "<|c_1|><|c_2|>"))
+    full = token_ids(tok, ids.item_to_id["m2"])
+    assert trie.allowed(full) == [tok.eos_token_id]
+    assert trie.allowed([*full, tok.eos_token_id, tok.pad_token_id]) == [tok.eos_token_id]
+    assert trie.allowed(token_ids(tok, "<|b_1|>")) == []  # left the trie
+    assert trie.item([*full, tok.eos_token_id]) == "m2"
+    assert trie.item([a1, b2]) is None and trie.depth == 3
+
+
+def test_trie_needs_the_tokens_in_the_vocabulary():
+    _, tok = build_tiny_model(hidden_size=16, num_heads=2, num_layers=1)
+    with pytest.raises(ValueError, match="call extend_tokenizer first"):
+        IDTrie(codes_to_ids(CODES, ITEMS, 3), tok)
+
+
+def test_constrained_beam_search_returns_real_items_ranked_by_log_prob(setup):
+    model, tok, ids, trie = setup
+    prompts = ["history: <|a_1|><|b_1|> next:", "x"]
+    rankings = direct_recommend(model, tok, trie, prompts, top_k=7)
+    for prompt, ranking in zip(prompts, rankings, strict=True):
+        assert sorted(ranking) == sorted(ITEMS)  # every output a real item, no duplicates
+        # with as many beams as items the search is exhaustive: the order must be the
+        # brute-force order of total log-prob of ID + eos
+        completions = [token_ids(tok, ids.item_to_id[i]) + [tok.eos_token_id] for i in ITEMS]
+        scores = sequence_logprobs(model, tok(prompt)["input_ids"], completions)
+        brute = [ITEMS[j] for j in np.argsort(scores)[::-1]]
+        assert ranking == brute
+        gaps = np.diff(sorted(scores))
+        assert gaps.min() > 1e-3  # the order is not decided by rounding
+    top3 = direct_recommend(model, tok, trie, prompts[:1], top_k=3, num_beams=7)[0]
+    assert top3 == rankings[0][:3]
+    with pytest.raises(ValueError, match="top_k <= num_beams"):
+        direct_recommend(model, tok, trie, prompts, top_k=5, num_beams=2)
+
+
+def test_rank_completions_keeps_best_score_per_item_and_counts_invalid(setup):
+    _, _, ids, _ = setup
+    good = "<think>t</think><answer>{}</answer>"
+    completions = [
+        good.format(ids.item_to_id["m3"]),  # −2.0
+        good.format(ids.item_to_id["m5"]),  # −1.0: best overall
+        good.format(ids.item_to_id["m3"]),  # −0.5 beats m3's −2.0 → m3 first
+        good.format("<|a_1|><|b_2|>"),  # prefix of a collided ID: no item → invalid
+        ids.item_to_id["m4"],  # no think/answer → invalid
+        "<think>t</think><answer>nothing</answer>",  # no ID → invalid
+    ]
+    ranked = rank_completions(completions, [-2.0, -1.0, -0.5, 0.0, 0.0, 0.0], ids)
+    assert ranked.items == ["m3", "m5"] and ranked.scores == [-0.5, -1.0]
+    assert ranked.invalid == 3
+    with pytest.raises(ValueError, match="2 completions but 1 log-probs"):
+        rank_completions(completions[:2], [0.0], ids)
+
+
+def test_reasoning_recommend_samples_and_scores(setup):
+    model, tok, ids, _ = setup
+    result = reasoning_recommend(
+        model, tok, ids, "history: x", num_samples=4, max_new_tokens=12, seed=0
+    )
+    # an untrained model does not write the <think>/<answer> format: all dropped, counted
+    assert len(result.completions) == 4
+    assert result.invalid + len(result.items) <= 4 and result.invalid >= 1
+    again = reasoning_recommend(
+        model, tok, ids, "history: x", num_samples=4, max_new_tokens=12, seed=0
+    )
+    assert again.completions == result.completions  # seeded
