@@ -42,6 +42,9 @@ from rewardkit.trainer.rollout import (
 from rewardkit.types import RolloutBatch, Sample
 
 
+ZERO_STD = 1e-6  # a group's rewards "do not vary" below this std (float32 rounding)
+
+
 class GRPOTrainer:
     def __init__(self, config: GRPOConfig, model=None, tokenizer=None, components=None):
         self.config = c = config
@@ -183,7 +186,7 @@ class GRPOTrainer:
             for g in sorted({s.group for s in samples}):
                 idx = [i for i, s in enumerate(samples) if s.group == g]
                 full = len(kept_samples) >= c.prompts_per_step * c.num_generations
-                if not full and result.total[idx].std() > 0:
+                if not full and result.total[idx].std() >= ZERO_STD:
                     kept_samples += [samples[i] for i in idx]
                     kept.append(result.select(idx))
             full = len(kept_samples) >= c.prompts_per_step * c.num_generations
@@ -444,5 +447,5 @@ def _zero_variance_fraction(samples: list[Sample], scores: torch.Tensor) -> floa
     flat = 0
     for g in groups:
         idx = [i for i, s in enumerate(samples) if s.group == g]
-        flat += int(len(idx) < 2 or float(scores[idx].std()) == 0.0)
+        flat += int(len(idx) < 2 or float(scores[idx].std()) < ZERO_STD)
     return flat / max(len(groups), 1)
