@@ -41,7 +41,6 @@ from rewardkit.trainer.rollout import (
 )
 from rewardkit.types import RolloutBatch, Sample
 
-
 ZERO_STD = 1e-6  # a group's rewards "do not vary" below this std (float32 rounding)
 
 
