@@ -1,4 +1,4 @@
-"""`rewardkit demo`: GRPO visibly teaches a tiny model arithmetic on a CPU.
+"""`rewardkit demo`: a tiny model, a supervised warm start, then GRPO, on a CPU.
 
 1. Build a tiny causal LM from a config and a character tokenizer (no download).
 2. Supervised warm start on `core.arith` until the model knows the format and gets
