@@ -32,7 +32,6 @@ import random
 import sys
 import tempfile
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from rewardkit.tiny import build_tiny_model
 from rewardkit.trainer.components import resolve
 from rewardkit.trainer.config import GRPOConfig
 from rewardkit.trainer.trainer import GRPOTrainer
+from rewardkit_agents.planning import shortest_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -79,23 +79,6 @@ ENV_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
-def expert_plan(env) -> list[str] | None:
-    """Shortest action list from the reset `env` to success (BFS over deep copies);
-    None when no plan succeeds within the environment's turn limit."""
-    queue, seen = deque([(env, [])]), {env.state()}
-    while queue:
-        current, plan = queue.popleft()
-        for action in current.actions:
-            nxt = copy.deepcopy(current)
-            result = nxt.step(action)
-            if result.info["success"]:
-                return plan + [action]
-            if not result.done and nxt.state() not in seen:
-                seen.add(nxt.state())
-                queue.append((nxt, plan + [action]))
-    return None
-
-
 def demonstrations(
     task, rows, tokenizer, max_prompt_length: int
 ) -> tuple[list[tuple[str, str]], int]:
@@ -107,7 +90,7 @@ def demonstrations(
     for row in rows:
         env = task.make_environment(row)
         first = env.reset(row, seed=0)
-        plan = expert_plan(copy.deepcopy(env))
+        plan = shortest_plan(copy.deepcopy(env))
         if plan is None:  # not solvable within max_turns: no demonstration
             continue
         used += 1
@@ -131,7 +114,7 @@ def reference_rates(task, rows, episodes: int = 20, seed: int = 0) -> dict[str, 
     for row in rows:
         env = task.make_environment(row)
         env.reset(row, seed=0)
-        solvable += expert_plan(copy.deepcopy(env)) is not None
+        solvable += shortest_plan(copy.deepcopy(env)) is not None
         for _ in range(episodes):
             trial = copy.deepcopy(env)
             while not trial.done:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-from collections import deque
-
 import pytest
 import torch
 
 from rewardkit.types import RolloutBatch, Turn
+from rewardkit_agents.planning import shortest_plan
 
 # Each turn is 2 policy tokens followed by 1 observation token (completion_mask 0).
 TOKENS_PER_ACTION = 2
@@ -52,23 +50,6 @@ def build_batch(trajectories, state_in_turns: bool = True) -> RolloutBatch:
 @pytest.fixture
 def make_batch():
     return build_batch
-
-
-def shortest_plan(env) -> list[str] | None:
-    """Shortest action list to success, searching over copies of a reset environment."""
-    queue = deque([(env, [])])
-    seen = {env.state()}
-    while queue:
-        current, plan = queue.popleft()
-        for action in current.actions:
-            nxt = copy.deepcopy(current)
-            result = nxt.step(action)
-            if result.info["success"]:
-                return plan + [action]
-            if not result.done and nxt.state() not in seen:
-                seen.add(nxt.state())
-                queue.append((nxt, plan + [action]))
-    return None
 
 
 @pytest.fixture

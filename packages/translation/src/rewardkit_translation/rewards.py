@@ -128,7 +128,7 @@ class ExemplarReward:
         out = []
         for i, p in enumerate(parsed):
             if not p.valid:
-                out.append(RewardOutput(0.0, info={"format": False, "format_error": p.reason}))
+                out.append(_format_failure(p.reason))
                 continue
             out.append(self.score(by_index[i]))
         return out
@@ -193,15 +193,11 @@ class MultilingualReward:
         src = check_language(row_text(sample, "source_lang", name), "source_lang")
         tgt = check_language(row_text(sample, "target_lang", name), "target_lang")
         reference = row_text(sample, "reference", name, required=False)
-        if self.require_format:
-            parsed = parse_output(sample.completion)
-            if not parsed.valid:
-                return RewardOutput(0.0, info={"format": False, "format_error": parsed.reason})
-            text = parsed.translation
-        else:
-            text = extract_translation(sample.completion)
-            if not text:
-                return RewardOutput(0.0, info={"format": False, "format_error": "empty output"})
+        text, failed = _translation_text(sample.completion, self.require_format)
+        if failed is None and not text:
+            failed = _format_failure("empty output")
+        if failed is not None:
+            return failed
         found = identify(text)
         language_ok = found.language == tgt and found.confidence >= self.min_confidence
         low, high = length_band(src, tgt, self.length_tolerance, self.length_bands)
@@ -239,13 +235,9 @@ class SentenceMetric:
     def score(self, sample: Sample) -> RewardOutput:
         name = f"translation.{self.metric}"
         reference = row_text(sample, "reference", name)
-        if self.gate:
-            parsed = parse_output(sample.completion)
-            if not parsed.valid:
-                return RewardOutput(0.0, info={"format": False, "format_error": parsed.reason})
-            text = parsed.translation
-        else:
-            text = extract_translation(sample.completion)
+        text, failed = _translation_text(sample.completion, self.gate)
+        if failed is not None:
+            return failed
         value = sentence_score(self.metric, text, [reference], sample.meta.get("target_lang"))
         # sacrebleu's BLEU can exceed 100 by a rounding error (100.00000000000004)
         return RewardOutput(min(value / 100, 1.0), info={self.metric: value})
@@ -261,3 +253,18 @@ class BLEU(SentenceMetric):
     """`translation.bleu`: sentence BLEU (sacrebleu, effective order) / 100."""
 
     metric = "bleu"
+
+
+def _format_failure(reason: str) -> RewardOutput:
+    return RewardOutput(0.0, info={"format": False, "format_error": reason})
+
+
+def _translation_text(completion: str, gate: bool) -> tuple[str, RewardOutput | None]:
+    """The translation in a completion: through the format gate (a failure is returned as
+    a zero-score output), or, ungated, the text after any think block."""
+    if not gate:
+        return extract_translation(completion), None
+    parsed = parse_output(completion)
+    if not parsed.valid:
+        return "", _format_failure(parsed.reason)
+    return parsed.translation, None

@@ -93,7 +93,7 @@ class Scorer:
         self.error_counts: dict[str, int] = {r.name: 0 for r in rewards}  # over the run
 
     def __call__(self, samples: list[Sample]) -> ScoreResult:
-        return _run_sync(self.score(samples))
+        return run_sync(self.score(samples))
 
     async def score(self, samples: list[Sample]) -> ScoreResult:
         results = await asyncio.gather(
@@ -212,7 +212,7 @@ def _merge(
     return RewardOutput(total, token_rewards=token, step_rewards=steps, step_ends=ends, info=info)
 
 
-def _run_sync(coro):
+def run_sync(coro):
     """Run a coroutine from sync code, also when an event loop is already running."""
     try:
         asyncio.get_running_loop()

@@ -24,7 +24,7 @@ import numpy as np
 
 from rewardkit.registry import REWARDS, TRANSFORMS
 from rewardkit.rewards.base import Reward, build_reward
-from rewardkit.rewards.scoring import _run_sync
+from rewardkit.rewards.scoring import run_sync
 from rewardkit.types import RewardOutput, Sample
 
 MAX_PAR_REFERENCES = 10
@@ -54,7 +54,7 @@ def call_reward(reward: Reward, samples: list[Sample], who: str) -> list[RewardO
         async def wait() -> Any:
             return await values
 
-        values = _run_sync(wait())
+        values = run_sync(wait())
     if not isinstance(values, list | tuple) or len(values) != len(samples):
         got = len(values) if isinstance(values, list | tuple) else type(values).__name__
         raise ValueError(
