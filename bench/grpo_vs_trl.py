@@ -1,7 +1,8 @@
 """rewardkit's GRPOTrainer vs TRL's GRPOTrainer on the same tiny model, side by side.
 
-Same warm-started model (4 layers, 128 wide, character tokenizer), same prompts
-(core.arith two-digit addition), group size, lengths, loss type, learning rate and seed.
+Same warm-started model (the demo's: 4 layers, 128 wide, character tokenizer, supervised
+on a teacher that forgets most carries; see rewardkit.demo), same prompts (core.arith
+two-digit addition), group size, lengths, loss type, learning rate and seed.
 Each trainer runs in its own subprocess (so peak memory is its own), alternating
 rewardkit, TRL, rewardkit, TRL ... in one invocation. Reported per trainer: median step
 time, completion tokens/s, peak RSS, held-out greedy accuracy against wall time (eval
@@ -28,19 +29,15 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent
-SETTINGS = dict(prompts=16, generations=8, max_completion_length=5, learning_rate=3e-4,
+SETTINGS = dict(prompts=16, generations=8, max_completion_length=5, learning_rate=1e-4,
                 loss_type="dapo", temperature=1.0, seed=0, beta=0.0)
 
 
 def warm_start(model_dir: Path, steps: int) -> None:
-    from rewardkit.sft import supervised_warm_start
-    from rewardkit.tasks.arith import Arithmetic
-    from rewardkit.tiny import build_tiny_model
+    from rewardkit.demo import FULL, demo_config, warm_started_policy
 
-    model, tok = build_tiny_model(num_layers=4, hidden_size=128, num_heads=4, seed=0)
-    rows = Arithmetic(digits=2, operators="+", train_size=7000).rows("train")
-    supervised_warm_start(model, tok, [(r["prompt"], r["answer"]) for r in rows], steps,
-                          batch_size=128, learning_rate=3e-3, progress=False)
+    config = demo_config(FULL, tempfile.mkdtemp())
+    model, tok = warm_started_policy(config, steps, seed=SETTINGS["seed"], progress=False)
     model.save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
 
@@ -186,7 +183,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--eval-every", type=int, default=20)
-    p.add_argument("--warm-steps", type=int, default=400)
+    p.add_argument("--warm-steps", type=int, default=800)
     p.add_argument("--worker", choices=["rewardkit", "trl"])
     p.add_argument("--model-dir")
     p.add_argument("--out")

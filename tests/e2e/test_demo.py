@@ -1,7 +1,8 @@
-"""`rewardkit demo --quick` end to end: warm start, GRPO, plot and result file.
+"""`rewardkit demo` end to end: warm start, GRPO, plot and result file.
 
-The full demo's claim (GRPO raises held-out accuracy by 20+ points in under 5 minutes)
-is measured by running `uv run rewardkit demo`; see the README for the last numbers.
+The full demo's learning claim (GRPO raises held-out greedy accuracy by 20+ points) is
+checked here with the default settings on one thread; its wall time (≤ 5 minutes) is
+measured by running `uv run rewardkit demo`, never asserted (see the README).
 """
 
 import json
@@ -25,3 +26,13 @@ def test_quick_demo_runs_and_reports(tmp_path, monkeypatch):
     assert (out / "training.png").stat().st_size > 1000
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps if "loss" in s] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_full_demo_grpo_raises_held_out_accuracy_by_20_points(tmp_path):
+    from rewardkit.demo import run_demo
+
+    result = run_demo(output_dir=str(tmp_path / "demo"))
+    gain = result["accuracy_after_grpo"] - result["accuracy_before_grpo"]
+    assert result["accuracy_before_grpo"] <= 0.65  # the warm start drops most carries
+    assert gain >= 0.20, result
