@@ -97,10 +97,9 @@ IDS = codes_to_ids(np.array([[0, 0], [0, 1], [1, 0]]), ["1", "2", "3"], 2)
 def test_prompts_for_each_task():
     ex = Example("u", ("1", "2"), "3")
     seq = seqrec_pair(IDS, ex)
-    assert seq["prompt"] == (
-        "The user watched, oldest first: <|a_1|><|b_1|> <|a_1|><|b_2|>\nRecommend the next movie:"
-    )
+    assert seq["prompt"] == "<|a_1|><|b_1|><|a_1|><|b_2|>>"  # IDs back to back, then ">"
     assert seq["completion"] == "<|a_2|><|b_1|>" and seq["mode"] == "direct"
+    assert seq["label_prompt"]  # alignment also learns the history's items
     assert item2id_pair(IDS, ITEMS["2"])["prompt"] == "Movie: Heat (1995)\nID:"
     assert item2id_pair(IDS, ITEMS["2"])["completion"] == "<|a_1|><|b_2|>"
     assert id2title_pair(IDS, ITEMS["3"]) == {
@@ -110,10 +109,14 @@ def test_prompts_for_each_task():
         "completion": "Up",
     }
     reason = reasoning_pair(IDS, ITEMS, ex)
+    assert reason["prompt"] == "<|a_1|><|b_1|><|a_1|><|b_2|>?"
+    # genres of the history: Animation 1, Comedy 1, Action 1, Crime 1 (ties: first seen);
+    # both from 1995; the last item (Heat) is Action, Crime; the target (Up) Animation, Adventure
     assert reason["completion"] == (
-        "<think>History of 2 movies, mostly Animation (1), Comedy (1), mostly from the 1990s. "
-        "Latest: Heat. Intent: Animation, Adventure.</think><answer><|a_2|><|b_1|></answer>"
+        "<think>likes Animation,Comedy of the 1990s; last Action,Crime; next Animation,"
+        "Adventure</think><answer><|a_2|><|b_1|></answer>"
     )
+    assert "label_prompt" not in reason
     # the templated completion is exactly what the SRPO reward accepts as a perfect answer
     sample = Sample(
         prompt=reason["prompt"],

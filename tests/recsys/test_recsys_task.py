@@ -33,13 +33,12 @@ def test_rows_of_each_split(id_map):
     row = task.rows("test")[0]
     assert row["user"] == "196" and row["target"] == "110" and len(row["history"]) == 20
     assert row["target_id"] == ids.item_to_id["110"] and row["mode"] == "direct"
-    assert row["prompt"].endswith("Recommend the next movie:")
-    assert ids.item_to_id[row["history"][-1]] in row["prompt"]
+    assert row["prompt"] == "".join(ids.item_to_id[i] for i in row["history"]) + ">"
     assert task.rows("valid")[0]["target"] != row["target"]
     with pytest.raises(ValueError, match="not 'dev'"):
         task.rows("dev")
     reasoning = TASKS.get("recsys.movielens")(id_map=str(path), mode="reasoning", max_train_rows=5)
-    assert "<answer>" in reasoning.rows("train")[0]["prompt"]
+    assert reasoning.rows("train")[0]["prompt"].endswith("?")
     alignment, reasons = reasoning.supervised_pairs()
     # 5 seqrec pairs + 1682 item2id + 1682 id2title; one reasoning pair per example
     assert len(alignment) == 5 + 2 * 1682 and len(reasons) == 5

@@ -7,10 +7,17 @@ Four supervised tasks, each a (prompt, completion) pair:
 - id2title:  ID → item title
 - reasoning: history → `<think> analysis </think><answer>ID</answer>`
 
+The recommendation prompts are compact: the history's IDs back to back, then one marker
+character (`>` for seqrec, `?` for reasoning), so that a small model trained from scratch
+spends its capacity on the item sequence rather than on English. A seqrec pair sets
+`label_prompt`: alignment also trains on the history's ID tokens, each predicted from the
+items before it (SASRec-style next-item loss at every position), so one pair teaches up
+to `max_history` + 1 next-item predictions.
+
 Without a teacher model the rationale is templated from item metadata (genres, years):
-the history's dominant genres and decade, the latest item, and the intent (the target's
-genres), which keeps the format learnable. `curriculum_mix` mixes reasoning samples into
-the alignment stream with a probability that grows linearly through the epoch.
+the history's dominant genres and decade, the latest item's genres, and the intent (the
+target's genres), which keeps the format learnable. `curriculum_mix` mixes reasoning
+samples into the alignment stream with a probability that grows linearly through the epoch.
 """
 
 from __future__ import annotations
@@ -24,11 +31,8 @@ from typing import Any
 from rewardkit_recsys.movielens import Example, Item
 from rewardkit_recsys.semantic_ids import SemanticIDs
 
-SEQREC = "The user watched, oldest first: {history}\nRecommend the next movie:"
-REASONING = (
-    "The user watched, oldest first: {history}\nThink about the user's preferences "
-    "in <think></think>, then give the next movie in <answer></answer>."
-)
+SEQREC = "{history}>"
+REASONING = "{history}?"
 ITEM2ID = "Movie: {title} ({year})\nID:"
 ID2TITLE = "Movie {id} is titled:"
 
@@ -38,7 +42,7 @@ ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 def _history(ids: SemanticIDs, history: Sequence[str]) -> str:
     if not history:
         raise ValueError("a recommendation prompt needs a non-empty history")
-    return " ".join(ids.item_to_id[i] for i in history)
+    return "".join(ids.item_to_id[i] for i in history)
 
 
 def seqrec_prompt(ids: SemanticIDs, history: Sequence[str]) -> str:
@@ -50,22 +54,15 @@ def reasoning_prompt(ids: SemanticIDs, history: Sequence[str]) -> str:
 
 
 def templated_rationale(items: dict[str, Item], history: Sequence[str], target: str) -> str:
-    """A rationale from metadata: dominant genres and decade of the history, the latest
-    item, and the intent (the genres of the target)."""
+    """A short rationale from metadata: the history's two dominant genres and decade, the
+    latest item's genres, and the intent (the genres of the target)."""
     genres = Counter(g for i in history for g in items[i].genres)
-    top = ", ".join(f"{g} ({n})" for g, n in genres.most_common(2)) or "no genre"
+    top = ",".join(g for g, _ in genres.most_common(2)) or "none"
     years = [int(items[i].year) for i in history if items[i].year.isdigit()]
-    decade = (
-        f"the {Counter(y // 10 * 10 for y in years).most_common(1)[0][0]}s"
-        if years
-        else "unknown years"
-    )
-    last = items[history[-1]]
-    intent = ", ".join(items[target].genres) or "a similar movie"
-    return (
-        f"History of {len(history)} movies, mostly {top}, mostly from {decade}. "
-        f"Latest: {last.title}. Intent: {intent}."
-    )
+    decade = f"{Counter(y // 10 * 10 for y in years).most_common(1)[0][0]}s" if years else "?"
+    last = ",".join(items[history[-1]].genres) or "none"
+    intent = ",".join(items[target].genres) or "none"
+    return f"likes {top} of the {decade}; last {last}; next {intent}"
 
 
 def seqrec_pair(ids: SemanticIDs, ex: Example) -> dict[str, Any]:
@@ -74,6 +71,7 @@ def seqrec_pair(ids: SemanticIDs, ex: Example) -> dict[str, Any]:
         "prompt": seqrec_prompt(ids, ex.history),
         "completion": ids.item_to_id[ex.target],
         "mode": "direct",
+        "label_prompt": True,  # also learn each history item from the ones before it
     }
 
 

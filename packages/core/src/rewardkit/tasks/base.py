@@ -23,7 +23,21 @@ class RewardSpec:
 
 
 class Task:
-    """Subclass and register with `@TASKS.register("pkg.name")` or an entry point."""
+    """Subclass and register with `@TASKS.register("pkg.name")` or an entry point.
+
+    Two optional hooks let a task take part in training beyond its data and rewards
+    (`GRPOTrainer` calls them; the defaults do nothing):
+
+    - `prepare_policy(model, tokenizer, config)`: called once in `GRPOTrainer.__init__`,
+      right after the policy is loaded (or passed in) and before the reference-model copy
+      and the optimizer are made, so whatever it returns is what GRPO trains and what the
+      KL term is measured against. For example: add tokens and resize the embeddings, or
+      run a supervised stage first.
+    - `evaluate_policy(model, tokenizer)`: task-specific metrics of the current policy,
+      called on the main process before the first GRPO step and after the last. The
+      trainer logs them as `task/<name>` and writes `<output_dir>/task_eval.json` as
+      {"before": {...}, "after": {...}}.
+    """
 
     name: str = "task"
     rewards: list[RewardSpec] = []
@@ -40,3 +54,11 @@ class Task:
     def prompt(self, row: dict[str, Any]) -> Prompt:
         """The prompt for one row: text, or chat messages."""
         return row["prompt"]
+
+    def prepare_policy(self, model: Any, tokenizer: Any, config: Any) -> tuple[Any, Any]:
+        """The (model, tokenizer) GRPO starts from; `config` is the run's GRPOConfig."""
+        return model, tokenizer
+
+    def evaluate_policy(self, model: Any, tokenizer: Any) -> dict[str, float]:
+        """Task metrics of the policy (logged as `task/<name>`); none by default."""
+        return {}

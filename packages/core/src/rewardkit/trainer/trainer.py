@@ -1,5 +1,7 @@
 """GRPOTrainer: the GRPO loop on accelerate, readable top to bottom.
 
+    policy = task.prepare_policy(policy)            # task hook; then reference copy, optimizer
+    task.evaluate_policy(policy)                    # task hook, before the first step
     for each step:
         rows     = next prompts (each process its own share)
         samples  = rollout(policy, rows, num_generations)
@@ -9,6 +11,7 @@
         old/ref log-probs when num_iterations > 1 or beta > 0
         for each iteration: for each micro-batch: clipped loss, backward; optimizer step
         log, evaluate, checkpoint
+    task.evaluate_policy(policy)                    # and after the last
 
 Variation lives in the registered estimators, rewards and collators, not here.
 """
@@ -65,6 +68,9 @@ class GRPOTrainer:
         set_seed(c.seed + dist.rank())
         if model is None:
             model, tokenizer = load_policy(c)
+        # the task's hook (new tokens, a supervised stage, ...): before the reference copy
+        # and the optimizer, so both see the policy GRPO starts from
+        model, tokenizer = self.task.prepare_policy(model, tokenizer, c)
         self.tokenizer = tokenizer
         self.ref_model = None
         if c.beta > 0 and c.lora_r == 0:  # with LoRA the reference is the adapter-free base
@@ -361,13 +367,32 @@ class GRPOTrainer:
             correct = float(sum(s >= self.config.eval_correct_threshold for s in scores))
         return dist.sum_over_processes(correct) / max(len(rows), 1)
 
+    @torch.no_grad()
+    def evaluate_task(self, stage: str) -> dict[str, float]:
+        """The task's own metrics (`Task.evaluate_policy`), main process only, as `task/<name>`;
+        also written to <output_dir>/task_eval.json under `stage` ("before" or "after")."""
+        if not dist.is_main():
+            return {}
+        policy = self.accelerator.unwrap_model(self.model)
+        was_training = policy.training
+        metrics = self.task.evaluate_policy(policy.eval(), self.tokenizer)
+        policy.train(was_training)
+        bad = {k: v for k, v in metrics.items() if not isinstance(v, int | float)}
+        if bad:
+            raise TypeError(f"{self.config.task}: evaluate_policy must return numbers, got {bad}")
+        if metrics:
+            path = self.output_dir / "task_eval.json"
+            saved = json.loads(path.read_text()) if stage != "before" and path.exists() else {}
+            path.write_text(json.dumps({**saved, stage: metrics}, indent=1, default=float))
+        return {f"task/{name}": float(value) for name, value in metrics.items()}
+
     # -- the loop ------------------------------------------------------------------------
     def train(self) -> list[dict[str, float]]:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         c = self.config
         if self.step == 0:
-            self._log({"eval/accuracy": self.evaluate()})
+            self._log({"eval/accuracy": self.evaluate(), **self.evaluate_task("before")})
         columns = [TextColumn("GRPO"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
         show = c.progress and dist.is_main()
@@ -384,7 +409,7 @@ class GRPOTrainer:
                 bar.update(job, completed=self.step, info=info)
                 if c.save_every and self.step % c.save_every == 0:
                     self.save_checkpoint()
-        self._log({"eval/accuracy": self.evaluate()})
+        self._log({"eval/accuracy": self.evaluate(), **self.evaluate_task("after")})
         self.save_checkpoint()
         if dist.is_main():
             plot_history(self.history, self.output_dir / "training.png",

@@ -1,0 +1,245 @@
+"""The stages around SRPO (GREAM, arXiv 2510.20815): supervised alignment before it, the
+evaluation of both inference modes before and after it.
+
+`recsys.movielens` runs them through the core task hooks, so that
+
+    rewardkit train --config configs/recsys/ml100k.yaml
+
+does the whole pipeline: `Task.prepare_policy` adds the ID tokens to the tokenizer,
+resizes the embeddings and runs the supervised alignment (or loads its cached result);
+`Task.evaluate_policy` evaluates direct (trie-constrained beam search) and reasoning
+recommendation on the test users. Their settings are `task_options` (`StageOptions`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardkit.trainer.config import ConfigError
+from rewardkit_recsys.metrics import recall_ndcg
+
+CACHE_INFO = "recsys_alignment.json"  # in the aligned_model folder: what the model was made of
+
+
+@dataclass
+class StageOptions:
+    """Alignment (`sft_*`, curriculum `p_start` → `p_end`) and evaluation settings."""
+
+    sft_epochs: int = 1
+    sft_batch_size: int = 64
+    sft_learning_rate: float = 3e-3
+    sft_decay: bool = True  # learning rate falls linearly to 0 over all epochs
+    sft_bucket: int = 16  # sort each run of this many mini-batches by length (less padding)
+    window_stride: int = 1  # seqrec pairs: every stride-th training position of each user
+    item_tasks: bool = True  # item2id and id2title pairs for every item, each epoch
+    reasoning: bool = True  # mix reasoning samples into alignment
+    p_start: float = 0.0  # curriculum: reasoning probability at the start of an epoch
+    p_end: float = 0.5  # ... and at its end
+    aligned_model: str | None = None  # folder caching the aligned policy (None: no cache)
+    eval_users: int | None = None  # direct mode: the first N test users (None: all 943)
+    reasoning_eval_users: int | None = None  # reasoning: first N (None: eval_users, 0: skip)
+    top_k: int = 10
+    reasoning_samples: int = 8
+    reasoning_max_tokens: int = 128
+    reasoning_temperature: float = 1.0  # sampling temperature of reasoning mode
+    log_every: int = 0  # alignment: print the loss every N mini-batches (0: never)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> StageOptions:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ConfigError(
+                f"recsys.movielens: unknown options {unknown}; stage options: {sorted(names)}"
+            )
+        opts = cls(**options)
+        positive = [
+            "sft_epochs",
+            "sft_batch_size",
+            "sft_bucket",
+            "window_stride",
+            "top_k",
+            "reasoning_samples",
+            "reasoning_max_tokens",
+        ]
+        positive += ["eval_users"] if opts.eval_users is not None else []
+        for name in positive:
+            value = getattr(opts, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"recsys.movielens: {name} must be an int >= 1, got {value!r}")
+        n = opts.reasoning_eval_users
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+            raise ConfigError(
+                f"recsys.movielens: reasoning_eval_users must be an int >= 0 "
+                f"(0: skip reasoning mode) or null, got {n!r}"
+            )
+        for name in ("p_start", "p_end"):
+            if not 0.0 <= getattr(opts, name) <= 1.0:
+                raise ConfigError(
+                    f"recsys.movielens: {name} must be in [0, 1], got {getattr(opts, name)}"
+                )
+        if opts.reasoning_temperature <= 0:
+            raise ConfigError(
+                f"recsys.movielens: reasoning_temperature must be > 0, "
+                f"got {opts.reasoning_temperature}"
+            )
+        if opts.sft_learning_rate <= 0:
+            raise ConfigError(
+                f"recsys.movielens: sft_learning_rate must be > 0, got {opts.sft_learning_rate}"
+            )
+        return opts
+
+
+# -- alignment --------------------------------------------------------------------------
+def alignment_stream(task, opts: StageOptions, epoch: int) -> list[dict[str, Any]]:
+    """One epoch of the curriculum: seqrec pairs for every `window_stride`-th training
+    position of each user (a fresh random offset per epoch, so that with the loss on the
+    history every position is a target about once per epoch), item2id and id2title for
+    every item, and reasoning pairs mixed in at a growing rate."""
+    rng = random.Random(task.seed * 1000 + epoch)
+    alignment, reasoning = task.supervised_pairs(
+        opts.reasoning, opts.window_stride, rng, item_tasks=opts.item_tasks
+    )
+    p_start, p_end = (opts.p_start, opts.p_end) if opts.reasoning else (0.0, 0.0)
+    from rewardkit_recsys.prompts import curriculum_mix
+
+    return curriculum_mix(alignment, reasoning, p_start, p_end, seed=rng.randrange(2**31))
+
+
+def cache_key(task, opts: StageOptions, config) -> str:
+    """What the aligned policy depends on: ID map, data options, stages, model, seed."""
+    train = {k: v for k, v in dataclasses.asdict(opts).items() if k.startswith(("sft", "p_"))}
+    data = {
+        "ids": task.ids.item_to_id,
+        "task": {k: task.options[k] for k in ("max_history", "max_train_rows", "seed")},
+        "stages": {
+            **train,
+            "window_stride": opts.window_stride,
+            "reasoning": opts.reasoning,
+            "item_tasks": opts.item_tasks,
+        },
+        "model": [config.model, config.tiny_model, config.seed, config.dtype],
+        "max_length": config.max_prompt_length + 256,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def prepare(task, model, tokenizer, config, opts: StageOptions):
+    """(model, tokenizer, info): ID tokens added, embeddings resized, aligned; loaded from
+    `opts.aligned_model` instead when it holds a policy aligned with the same settings."""
+    from rewardkit_recsys.alignment import supervised_alignment
+    from rewardkit_recsys.semantic_ids import extend_tokenizer
+
+    if config.lora_r > 0:
+        raise ValueError(
+            "recsys.movielens: LoRA (lora_r > 0) is not supported: the new ID "
+            "token embeddings must be trained"
+        )
+    key = cache_key(task, opts, config)
+    cache = Path(opts.aligned_model) if opts.aligned_model else None
+    if cache is not None and (cache / CACHE_INFO).exists():
+        info = json.loads((cache / CACHE_INFO).read_text())
+        if info.get("key") == key:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            model = AutoModelForCausalLM.from_pretrained(
+                cache, dtype=getattr(torch, config.dtype), attn_implementation="sdpa"
+            )
+            return model.eval(), AutoTokenizer.from_pretrained(cache), {**info, "cached": True}
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # new embedding rows: reproducible from the seed
+        torch.manual_seed(config.seed)
+        # a model built from scratch gets plain random rows; a pretrained one, rows drawn
+        # around its existing embeddings (the transformers default)
+        extend_tokenizer(tokenizer, model, task.ids, mean_resizing=config.model != "tiny")
+    id_tokens = set(tokenizer.convert_tokens_to_ids(task.ids.vocabulary()))
+    stream = [p for e in range(opts.sft_epochs) for p in alignment_stream(task, opts, e)]
+    losses = supervised_alignment(
+        model,
+        tokenizer,
+        stream,
+        opts.sft_batch_size,
+        opts.sft_learning_rate,
+        max_length=config.max_prompt_length + 256,
+        prompt_label_ids=id_tokens,
+        decay=opts.sft_decay,
+        log_every=opts.log_every,
+        bucket=opts.sft_bucket,
+    )
+    tail = losses[-max(len(losses) // 20, 1) :]
+    info = {
+        "key": key,
+        "steps": len(losses),
+        "pairs": len(stream),
+        "loss_first": losses[0],
+        "loss_last": sum(tail) / len(tail),
+        "cached": False,
+    }
+    if cache is not None:
+        model.save_pretrained(cache)
+        tokenizer.save_pretrained(cache)
+        (cache / CACHE_INFO).write_text(json.dumps(info, indent=1))
+    return model, tokenizer, info
+
+
+# -- evaluation -------------------------------------------------------------------------
+def evaluate(model, tokenizer, task, opts: StageOptions) -> dict[str, float]:
+    """Recall/NDCG@{1,5,10} of both inference modes on the first test users, plus the
+    fraction of reasoning samples with an invalid format or ID, and the seconds each took."""
+    from rewardkit_recsys.inference import IDTrie, direct_recommend, reasoning_recommend
+    from rewardkit_recsys.prompts import reasoning_prompt, seqrec_prompt
+
+    test = task.rows("test")
+    rows = test[: opts.eval_users]
+    start = time.perf_counter()
+    trie = IDTrie(task.ids, tokenizer)
+    direct = []
+    for i in range(0, len(rows), 16):
+        prompts = [seqrec_prompt(task.ids, r["history"]) for r in rows[i : i + 16]]
+        direct += direct_recommend(model, tokenizer, trie, prompts, top_k=opts.top_k)
+    out = {f"direct/{k}": v for k, v in recall_ndcg(direct, [r["target"] for r in rows]).items()}
+    out["direct/seconds"] = time.perf_counter() - start
+    if opts.reasoning_eval_users == 0:
+        return out
+    start = time.perf_counter()
+    rows = test[: opts.reasoning_eval_users or opts.eval_users]
+    reasoned, invalid = [], 0
+    for i, r in enumerate(rows):
+        ranking = reasoning_recommend(
+            model,
+            tokenizer,
+            task.ids,
+            reasoning_prompt(task.ids, r["history"]),
+            num_samples=opts.reasoning_samples,
+            max_new_tokens=opts.reasoning_max_tokens,
+            temperature=opts.reasoning_temperature,
+            seed=i,
+        )
+        reasoned.append(ranking.items[: opts.top_k])
+        invalid += ranking.invalid
+    targets = [r["target"] for r in rows]
+    out |= {f"reasoning/{k}": v for k, v in recall_ndcg(reasoned, targets).items()}
+    out["reasoning/invalid_fraction"] = invalid / (len(rows) * opts.reasoning_samples)
+    out["reasoning/seconds"] = time.perf_counter() - start
+    return out
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    """The metrics of each stage side by side, one metric a row."""
+    stages = list(results)
+    names = [n for n in results[stages[0]] if not n.endswith("/seconds")]
+    lines = [f"{'metric':<28}" + "".join(f"{s:>18}" for s in stages)]
+    for n in names:
+        lines.append(
+            f"{n:<28}" + "".join(f"{results[s].get(n, float('nan')):>18.4f}" for s in stages)
+        )
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""The stages around SRPO through the core task hooks: alignment windows, the aligned-policy
+cache, stage labels of the evaluations, results.json, and the quick config end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from itertools import groupby
+
+import numpy as np
+import pytest
+import torch
+
+from rewardkit.registry import TASKS
+from rewardkit.tiny import build_tiny_model
+from rewardkit.trainer.config import GRPOConfig
+from rewardkit_recsys.movielens import load_items
+from rewardkit_recsys.semantic_ids import build_semantic_ids
+
+TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2}
+
+
+@pytest.fixture(scope="module")
+def id_map(tmp_path_factory):
+    """An ID map of the real catalogue from random embeddings (no MiniLM: fast)."""
+    catalogue = sorted(load_items(), key=int)
+    emb = np.random.default_rng(0).normal(size=(len(catalogue), 8))
+    ids = build_semantic_ids(emb, catalogue, levels=2, codes_per_level=16)
+    return str(ids.to_json(tmp_path_factory.mktemp("ids") / "ml100k.json"))
+
+
+def small_task(id_map, tmp_path, **options):
+    stages = dict(
+        sft_epochs=1,
+        sft_batch_size=16,
+        window_stride=1,
+        p_end=0.5,
+        item_tasks=False,
+        eval_users=3,
+        reasoning_eval_users=2,
+        reasoning_samples=2,
+        reasoning_max_tokens=8,
+        aligned_model=str(tmp_path / "aligned"),
+    )
+    return TASKS.get("recsys.movielens")(id_map=id_map, max_train_rows=30, **stages | options)
+
+
+def test_windows_take_every_stride_th_position_counted_from_the_last(id_map):
+    task = TASKS.get("recsys.movielens")(id_map=id_map)
+    train = task._examples["train"]
+    per_user = {u: len(list(g)) for u, g in groupby(train, key=lambda ex: ex.user)}
+    assert len(per_user) == 943 and sum(per_user.values()) == 97171
+    everything, _ = task.supervised_pairs(reasoning=False)
+    assert len(everything) == 97171 + 2 * 1682  # seqrec for each position, 2 per item
+    assert {p["task"] for p in everything[97171:]} == {"item2id", "id2title"}
+    assert len(task.supervised_pairs(reasoning=False, item_tasks=False)[0]) == 97171
+    pairs, reasons = task.supervised_pairs(reasoning=True, stride=20)
+    seqrec = [p for p in pairs if p["task"] == "seqrec"]
+    # user u with n positions gets the positions n-1, n-21, ...: ceil(n / 20) of them
+    assert len(seqrec) == sum(math.ceil(n / 20) for n in per_user.values())
+    assert len(reasons) == len(seqrec) and all(p["label_prompt"] for p in seqrec)
+    # user 196 comes first; its last training position is the first user's last pair
+    first = [ex for ex in train if ex.user == "196"]
+    expected = [task.ids.item_to_id[ex.target] for ex in first[len(first) - 1 :: -20][::-1]]
+    assert [p["completion"] for p in seqrec[: len(expected)]] == expected
+    import random
+
+    shifted, _ = task.supervised_pairs(reasoning=False, stride=20, rng=random.Random(1))
+    assert [p["completion"] for p in shifted[:3]] != [p["completion"] for p in seqrec[:3]]
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        task.supervised_pairs(stride=0)
+
+
+def test_hooks_align_cache_and_label_the_evaluations(id_map, tmp_path):
+    config = GRPOConfig(
+        model="tiny",
+        tiny_model=TINY,
+        task="recsys.movielens",
+        output_dir=str(tmp_path / "run"),
+        progress=False,
+    )
+    task = small_task(id_map, tmp_path)
+    model, tok = build_tiny_model(**TINY, seed=0)
+    before = len(tok)
+    model, tok = task.prepare_policy(model, tok, config)
+    assert len(tok) == before + len(task.ids.vocabulary())
+    assert model.get_input_embeddings().weight.shape[0] == len(tok)
+    assert task.alignment["cached"] is False and task.alignment["steps"] >= 1
+    assert task.alignment["loss_last"] < task.alignment["loss_first"]
+    assert (tmp_path / "aligned" / "recsys_alignment.json").exists()
+
+    first = task.evaluate_policy(model, tok)
+    assert set(task.results) == {"after_alignment"}
+    for key in (
+        "direct/recall@10",
+        "direct/ndcg@10",
+        "direct/ndcg@1",
+        "reasoning/ndcg@10",
+        "reasoning/invalid_fraction",
+    ):
+        assert 0.0 <= first[key] <= 1.0, key
+    assert not any(k.endswith("seconds") for k in first)
+    with torch.no_grad():  # what an SRPO step does, as far as the task can tell
+        model.get_input_embeddings().weight[0] += 1.0
+    task.evaluate_policy(model, tok)
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert set(saved["after_alignment"]) == set(saved["after_srpo"]) == set(first)
+    assert saved["eval_users"] == 3 and saved["reasoning_eval_users"] == 2
+    for stage in ("ids", "alignment", "eval_after_alignment", "srpo", "eval_after_srpo"):
+        assert saved["seconds"][stage] >= 0.0, stage
+
+    # a second run with the same settings loads the aligned policy instead of training
+    again = small_task(id_map, tmp_path)
+    fresh, fresh_tok = build_tiny_model(**TINY, seed=0)
+    loaded, loaded_tok = again.prepare_policy(fresh, fresh_tok, config)
+    assert again.alignment["cached"] is True and len(loaded_tok) == len(tok)
+    reference = small_task(id_map, tmp_path / "other")
+    ref_model, _ = reference.prepare_policy(*build_tiny_model(**TINY, seed=0), config)
+    for a, b in zip(loaded.parameters(), ref_model.parameters(), strict=True):
+        assert torch.equal(a, b)  # the cache holds exactly what alignment produced
+    # other alignment settings: the cache does not apply
+    other = small_task(id_map, tmp_path, sft_learning_rate=1e-3)
+    other.prepare_policy(*build_tiny_model(**TINY, seed=0), config)
+    assert other.alignment["cached"] is False
+
+
+def test_lora_is_refused(id_map, tmp_path):
+    config = GRPOConfig(model="tiny", tiny_model=TINY, lora_r=4, task="recsys.movielens")
+    task = small_task(id_map, tmp_path)
+    with pytest.raises(ValueError, match="LoRA"):
+        task.prepare_policy(*build_tiny_model(**TINY, seed=0), config)
+
+
+@pytest.mark.slow
+def test_quick_config_end_to_end_through_the_core_cli(id_map, tmp_path, capsys):
+    from pathlib import Path
+
+    from rewardkit.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "--config",
+            str(root / "configs/recsys/ml100k_quick.yaml"),
+            "--set",
+            f"task_options.id_map={id_map}",
+            "--set",
+            f"output_dir={out}",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "direct/ndcg@10" in printed and "after_srpo" in printed  # the metrics table
+    results = json.loads((out / "results.json").read_text())
+    assert {"after_alignment", "after_srpo", "seconds", "eval_users"} <= set(results)
+    assert results["eval_users"] == 8 and "direct/ndcg@10" in results["after_srpo"]
+    task_eval = json.loads((out / "task_eval.json").read_text())
+    assert task_eval["before"] == results["after_alignment"]
+    assert task_eval["after"] == results["after_srpo"]
+    history = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history if "task/direct/ndcg@10" in h] == [0, 2]
