@@ -161,3 +161,27 @@ def test_quick_config_end_to_end_through_the_core_cli(id_map, tmp_path, capsys):
     assert task_eval["after"] == results["after_srpo"]
     history = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history if "task/direct/ndcg@10" in h] == [0, 2]
+
+
+def test_eval_split_valid_scores_the_second_to_last_items(id_map, tmp_path, monkeypatch):
+    """eval_split="valid" ranks against each user's validation item (second to last), not the
+    test item; anything but test/valid is refused by name."""
+    import rewardkit_recsys.stages as stages
+    from rewardkit.trainer.config import ConfigError
+
+    with pytest.raises(ConfigError, match="eval_split"):
+        small_task(id_map, tmp_path, eval_split="train")
+    config = GRPOConfig(
+        model="tiny", tiny_model=TINY, task="recsys.movielens", output_dir=str(tmp_path / "run")
+    )
+    task = small_task(id_map, tmp_path, eval_split="valid", reasoning_eval_users=0)
+    model, tok = task.prepare_policy(*build_tiny_model(**TINY, seed=0), config)
+    seen = []
+    real = stages.recall_ndcg
+    monkeypatch.setattr(stages, "recall_ndcg", lambda r, t: seen.append(list(t)) or real(r, t))
+    task.evaluate_policy(model, tok)
+    valid = [r["target"] for r in task.rows("valid")[:3]]
+    test = [r["target"] for r in task.rows("test")[:3]]
+    assert seen == [valid] and valid != test  # the 3 first users, validation targets
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["options"]["stages"]["eval_split"] == "valid"

@@ -43,6 +43,7 @@ class StageOptions:
     p_start: float = 0.0  # curriculum: reasoning probability at the start of an epoch
     p_end: float = 0.5  # ... and at its end
     aligned_model: str | None = None  # folder caching the aligned policy (None: no cache)
+    eval_split: str = "test"  # users evaluated: "test" (last item) or "valid" (second to last)
     eval_users: int | None = None  # direct mode: the first N test users (None: all 943)
     reasoning_eval_users: int | None = None  # reasoning: first N (None: eval_users, 0: skip)
     top_k: int = 10
@@ -85,6 +86,10 @@ class StageOptions:
                 raise ConfigError(
                     f"recsys.movielens: {name} must be in [0, 1], got {getattr(opts, name)}"
                 )
+        if opts.eval_split not in ("test", "valid"):
+            raise ConfigError(
+                f"recsys.movielens: eval_split must be 'test' or 'valid', got {opts.eval_split!r}"
+            )
         if opts.reasoning_temperature <= 0:
             raise ConfigError(
                 f"recsys.movielens: reasoning_temperature must be > 0, "
@@ -193,12 +198,12 @@ def prepare(task, model, tokenizer, config, opts: StageOptions):
 
 # -- evaluation -------------------------------------------------------------------------
 def evaluate(model, tokenizer, task, opts: StageOptions) -> dict[str, float]:
-    """Recall/NDCG@{1,5,10} of both inference modes on the first test users, plus the
+    """Recall/NDCG@{1,5,10} of both inference modes on the first users of `eval_split`, plus the
     fraction of reasoning samples with an invalid format or ID, and the seconds each took."""
     from rewardkit_recsys.inference import IDTrie, direct_recommend, reasoning_recommend
     from rewardkit_recsys.prompts import reasoning_prompt, seqrec_prompt
 
-    test = task.rows("test")
+    test = task.rows(opts.eval_split)
     rows = test[: opts.eval_users]
     start = time.perf_counter()
     trie = IDTrie(task.ids, tokenizer)
