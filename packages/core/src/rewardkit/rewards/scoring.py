@@ -93,12 +93,32 @@ class Scorer:
         self.error_counts: dict[str, int] = {r.name: 0 for r in rewards}  # over the run
 
     def __call__(self, samples: list[Sample]) -> ScoreResult:
-        return run_sync(self.score(samples))
+        if any(_is_async(r.reward) for r in self.rewards):
+            return run_sync(self.score(samples))
+        # all sync: the thread pool alone (an event loop per batch costs ~10 ms a step)
+        futures = [self.pool.submit(r.reward, samples) for r in self.rewards]
+        results: list[Any] = []
+        for r, future in zip(self.rewards, futures, strict=True):
+            timeout = self._timeout(r)
+            try:
+                values = future.result(timeout=timeout)
+                if inspect.isawaitable(values):  # a sync __call__ that returned a coroutine
+                    values = run_sync(asyncio.wait_for(values, timeout))
+                results.append(self._check(r, samples, values))
+            except TimeoutError:
+                results.append(RewardError(f"reward {r.name!r} timed out after {timeout}s"))
+            except Exception as exc:  # noqa: BLE001 - handled by on_error in _combine
+                results.append(exc)
+        return self._combine(samples, results)
 
     async def score(self, samples: list[Sample]) -> ScoreResult:
         results = await asyncio.gather(
             *(self._one(r, samples) for r in self.rewards), return_exceptions=True
         )
+        return self._combine(samples, results)
+
+    def _combine(self, samples: list[Sample], results: list[Any]) -> ScoreResult:
+        """Weighted sum of the rewards' outputs (or exceptions, handled by on_error)."""
         raw: dict[str, list[float]] = {}
         per_reward: dict[str, list[RewardOutput]] = {}
         errors: dict[str, int] = {}
@@ -124,8 +144,11 @@ class Scorer:
         ]
         return ScoreResult(total.float(), raw, outputs, errors)
 
+    def _timeout(self, r: WeightedReward) -> float | None:
+        return r.timeout if r.timeout is not None else self.timeout
+
     async def _one(self, r: WeightedReward, samples: list[Sample]) -> list[RewardOutput]:
-        timeout = r.timeout if r.timeout is not None else self.timeout
+        timeout = self._timeout(r)
         loop = asyncio.get_running_loop()
         if _is_async(r.reward):
             coro = r.reward(samples)
@@ -137,6 +160,10 @@ class Scorer:
             raise RewardError(f"reward {r.name!r} timed out after {timeout}s") from None
         if inspect.isawaitable(values):  # a sync __call__ that returned a coroutine
             values = await asyncio.wait_for(values, timeout)
+        return self._check(r, samples, values)
+
+    def _check(self, r: WeightedReward, samples: list[Sample], values: Any) -> list[RewardOutput]:
+        """One output per sample, each with a finite score, or a RewardError."""
         if not isinstance(values, list | tuple) or len(values) != len(samples):
             got = len(values) if isinstance(values, list | tuple) else type(values).__name__
             raise RewardError(
