@@ -117,16 +117,21 @@ def most_popular_rankings(
 
 
 # ----------------------------------------------------------------------- SASRec rankings
+def _load_json(path: Path, what: str):
+    """The parsed JSON file, or a ValueError naming the file and what is wrong."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: {what} file not found") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
 def read_rankings(path: Path | str, k: int) -> dict:
     """The SASRec script's JSON, validated: every user has a string target, a history
     list and two lists of k distinct item ids ("top", "top_history_masked")."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: rankings file not found") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    data = _load_json(path, "rankings")
     if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
         raise ValueError(f"{path}: expected an object with a 'users' object")
     if not data["users"]:
@@ -257,12 +262,7 @@ def read_ours(path: Path | str) -> dict:
     "eval_users" (the first N test users) and optionally "reasoning_eval_users" (the first
     M test users evaluated in reasoning mode)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: results file not found") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    data = _load_json(path, "results")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object")
     for stage in ("after_alignment", "after_srpo"):
