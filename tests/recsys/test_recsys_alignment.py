@@ -135,6 +135,8 @@ def test_run_config_and_stage_options(tmp_path):
         ({"sft_learning_rate": 0.0}, "sft_learning_rate must be > 0"),
         ({"reasoning_temperature": 0}, "reasoning_temperature must be > 0"),
         ({"sft_bucket": 0}, "sft_bucket must be an int >= 1"),
+        ({"num_beams": 0}, "num_beams must be an int >= 1"),
+        ({"top_k": 10, "num_beams": 5}, r"num_beams \(5\) must be >= top_k \(10\)"),
     ]:
         with pytest.raises(ConfigError, match=message):
             StageOptions.from_options(options)

@@ -185,3 +185,31 @@ def test_eval_split_valid_scores_the_second_to_last_items(id_map, tmp_path, monk
     assert seen == [valid] and valid != test  # the 3 first users, validation targets
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["options"]["stages"]["eval_split"] == "valid"
+
+
+def test_direct_evaluation_searches_num_beams_and_keeps_top_k(id_map, tmp_path, monkeypatch):
+    """Direct mode asks the constrained search for `num_beams` beams and `top_k` items; the
+    rankings it scores are what the search returned."""
+    import rewardkit_recsys.inference as inference
+
+    config = GRPOConfig(
+        model="tiny", tiny_model=TINY, task="recsys.movielens", output_dir=str(tmp_path / "run")
+    )
+    task = small_task(id_map, tmp_path, num_beams=12, top_k=5, reasoning_eval_users=0)
+    model, tok = task.prepare_policy(*build_tiny_model(**TINY, seed=0), config)
+    calls = []
+    real = inference.direct_recommend
+
+    def spy(*args, **kwargs):
+        rankings = real(*args, **kwargs)
+        calls.append((kwargs["num_beams"], kwargs["top_k"], rankings))
+        return rankings
+
+    monkeypatch.setattr(inference, "direct_recommend", spy)
+    metrics = task.evaluate_policy(model, tok)
+    assert [(beams, k) for beams, k, _ in calls] == [(12, 5)]
+    rankings = calls[0][2]
+    assert len(rankings) == 3 and all(len(r) == 5 for r in rankings)
+    targets = [r["target"] for r in task.rows("test")[:3]]
+    hits = sum(t in r for t, r in zip(targets, rankings, strict=True))
+    assert metrics["direct/recall@5"] == pytest.approx(hits / 3)

@@ -1,0 +1,94 @@
+"""SRPO variants tried on MovieLens-100K that the package does not ship (GREAM, arXiv
+2510.20815, §3.3): `rewardkit train` on configs/recsys/ml100k.yaml, with
+
+- BEAM=1: rollouts by trie-constrained beam search; each prompt's group is its top
+  `num_generations` beams (every sample a real item) instead of temperature samples;
+- RECENT=N: SRPO prompts are only each user's N latest training positions.
+
+Everything else (reward, advantage, dynamic sampling, KL, evaluation) is the package's.
+Results: "SRPO settings tried" in packages/recsys/README.md. Neither variant helped, which
+is why neither is an option of the task. Example (the S6 row):
+
+    BEAM=1 OMP_NUM_THREADS=1 uv run --no-sync python bench/recsys_srpo_variants.py \\
+        task_options.eval_split=valid task_options.reasoning_eval_users=0 \\
+        num_generations=16 prompts_per_step=16 learning_rate=3e-5 output_dir=runs/recsys/S6
+
+Arguments are `key=value` config overrides, as `rewardkit train --set` takes them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from rewardkit.data import left_pad
+from rewardkit.trainer.components import resolve
+from rewardkit.trainer.config import GRPOConfig
+from rewardkit.trainer.rollout import Generated
+from rewardkit.trainer.trainer import GRPOTrainer
+from rewardkit_recsys.inference import IDTrie
+from rewardkit_recsys.tasks import MovieLens
+
+
+def latest_positions_only(n: int) -> None:
+    """Make `recsys.movielens`'s train split each user's n latest training positions."""
+    rows = MovieLens.rows
+
+    def recent_rows(self, split):
+        out = rows(self, split)
+        if split != "train":
+            return out
+        per_user: dict[str, list] = {}
+        for r in out:
+            per_user.setdefault(r["user"], []).append(r)
+        return [r for user_rows in per_user.values() for r in user_rows[-n:]]
+
+    MovieLens.rows = recent_rows
+
+
+class BeamRollouts:
+    """A generation backend: prompts come in blocks of `group` copies (the trainer repeats
+    each prompt num_generations times); each block gets its top-`group` constrained beams.
+    Greedy calls (the trainer's accuracy evaluation) go to the sampling backend."""
+
+    def __init__(self, trainer: GRPOTrainer, group: int):
+        self.trainer, self.group, self.sampler = trainer, group, trainer.backend
+        self.trie = IDTrie(trainer.task.ids, trainer.tokenizer)
+
+    @torch.no_grad()
+    def generate(self, prompts, max_new_tokens, greedy=False):
+        if greedy:
+            return self.sampler.generate(prompts, max_new_tokens, greedy=True)
+        g, tr, trie = self.group, self.trainer, self.trie
+        model = tr.accelerator.unwrap_model(tr.model)
+        batch = left_pad(prompts[::g], tr.pad_id, next(model.parameters()).device)
+        width = batch["input_ids"].shape[1]
+        was_training = model.training
+        model.eval()
+        out = model.generate(
+            **batch, num_beams=g, num_return_sequences=g, do_sample=False,
+            max_new_tokens=trie.depth + 1, length_penalty=0.0, early_stopping=True,
+            prefix_allowed_tokens_fn=lambda _b, ids: trie.allowed(ids[width:].tolist()),
+            pad_token_id=tr.pad_id, eos_token_id=trie.eos,
+        )
+        model.train(was_training)
+        rows = out[:, width:].tolist()
+        return [Generated(r[: r.index(trie.eos) + 1], truncated=False) for r in rows]
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    if int(os.environ.get("RECENT", "0")) > 0:
+        latest_positions_only(int(os.environ["RECENT"]))
+    config = GRPOConfig.load("configs/recsys/ml100k.yaml", sys.argv[1:])
+    trainer = GRPOTrainer(config, components=resolve(config))
+    if os.environ.get("BEAM", "0") == "1":
+        trainer.backend = BeamRollouts(trainer, config.num_generations)
+    print(f"SRPO prompts: {len(trainer.train_rows)}; beam rollouts: {os.environ.get('BEAM')}")
+    trainer.train()
+
+
+if __name__ == "__main__":
+    main()
