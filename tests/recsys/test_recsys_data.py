@@ -67,6 +67,11 @@ def test_leave_one_out_is_chronological_with_capped_history():
     ]
     assert split.test[1] == Example("v", ("x", "y"), "z") and split.valid[1].target == "y"
     assert [ex for ex in split.train if ex.user == "v"] == []  # 3 items: nothing left to train
+    # seen items: the whole earlier sequence, not just the capped history
+    assert split.seen_before("u", "test") == {"a", "b", "c", "d"}
+    assert split.seen_before("u", "valid") == {"a", "b", "c"}
+    with pytest.raises(ValueError, match="split must be 'valid' or 'test'"):
+        split.seen_before("u", "train")
 
 
 def test_bad_data_is_named(tmp_path):

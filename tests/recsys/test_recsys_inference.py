@@ -80,6 +80,32 @@ def test_constrained_beam_search_returns_real_items_ranked_by_log_prob(setup):
         direct_recommend(model, tok, trie, prompts, top_k=5, num_beams=2)
 
 
+def test_excluded_items_are_never_recommended_and_the_rest_keep_their_order(setup):
+    """Each prompt gets its own exclusions; with as many beams as items the search is
+    exhaustive, so the ranking is the full ranking minus the excluded items."""
+    model, tok, _, trie = setup
+    prompts = ["history: <|a_1|><|b_1|> next:", "x"]
+    full = direct_recommend(model, tok, trie, prompts, top_k=7)
+    exclude = [set(full[0][:2]), {ITEMS[0], ITEMS[-1], full[1][0]}]
+    left = direct_recommend(model, tok, trie, prompts, top_k=4, num_beams=7, exclude=exclude)
+    for ranking, ranked_all, gone in zip(left, full, exclude, strict=True):
+        assert not set(ranking) & gone
+        assert ranking == [i for i in ranked_all if i not in gone][:4]
+    with pytest.raises(ValueError, match="2 prompts but 1 exclude sets"):
+        direct_recommend(model, tok, trie, prompts, top_k=2, exclude=[set()])
+
+
+def test_trie_without_prunes_empty_branches(setup):
+    _, tok, ids, trie = setup
+    smaller = trie.without(ITEMS[1:])
+    only = token_ids(tok, ids.item_to_id[ITEMS[0]])
+    assert smaller.allowed([]) == [only[0]]  # every other first token is gone
+    assert smaller.item(only) == ITEMS[0] and trie.item(only) == ITEMS[0]  # original intact
+    assert len(trie.allowed([])) > 1
+    with pytest.raises(ValueError, match="every item was left out"):
+        trie.without(ITEMS)
+
+
 def test_rank_completions_keeps_best_score_per_item_and_counts_invalid(setup):
     _, _, ids, _ = setup
     good = "<think>t</think><answer>{}</answer>"

@@ -213,3 +213,26 @@ def test_direct_evaluation_searches_num_beams_and_keeps_top_k(id_map, tmp_path, 
     targets = [r["target"] for r in task.rows("test")[:3]]
     hits = sum(t in r for t, r in zip(targets, rankings, strict=True))
     assert metrics["direct/recall@5"] == pytest.approx(hits / 3)
+
+
+def test_exclude_seen_leaves_each_users_earlier_items_out(id_map, tmp_path, monkeypatch):
+    import rewardkit_recsys.inference as inference
+
+    config = GRPOConfig(
+        model="tiny", tiny_model=TINY, task="recsys.movielens", output_dir=str(tmp_path / "run")
+    )
+    task = small_task(id_map, tmp_path, exclude_seen=True, reasoning_eval_users=0)
+    model, tok = task.prepare_policy(*build_tiny_model(**TINY, seed=0), config)
+    calls = []
+    real = inference.direct_recommend
+    monkeypatch.setattr(
+        inference,
+        "direct_recommend",
+        lambda *a, **kw: calls.append((kw["exclude"], real(*a, **kw))) or calls[-1][1],
+    )
+    task.evaluate_policy(model, tok)
+    rows = task.rows("test")[:3]
+    excluded, rankings = calls[0]
+    assert excluded == [task.split.seen_before(r["user"], "test") for r in rows]
+    assert all(len(e) >= len(r["history"]) for e, r in zip(excluded, rows, strict=True))
+    assert all(not set(rk) & e for rk, e in zip(rankings, excluded, strict=True))

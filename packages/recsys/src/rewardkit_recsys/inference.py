@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -57,6 +57,26 @@ class IDTrie:
             node = node[tok]
         return [self.eos] if None in node else [t for t in node if t is not None]
 
+    def without(self, items: Collection[str]) -> IDTrie:
+        """A copy that spells every item but `items`; branches left empty are pruned."""
+        drop = set(items)
+
+        def prune(node: dict) -> dict:
+            kept = {}
+            for tok, child in node.items():
+                if tok is None:
+                    if child not in drop:
+                        kept[None] = child
+                elif sub := prune(child):
+                    kept[tok] = sub
+            return kept
+
+        copy = object.__new__(IDTrie)
+        copy.eos, copy.depth, copy.root = self.eos, self.depth, prune(self.root)
+        if not copy.root:
+            raise ValueError("IDTrie.without: every item was left out")
+        return copy
+
     def item(self, generated: Sequence[int]) -> str | None:
         """The item spelled by `generated` (trailing eos/padding ignored), else None."""
         node = self.root
@@ -86,9 +106,12 @@ def direct_recommend(
     prompts: Sequence[str],
     top_k: int = 10,
     num_beams: int | None = None,
+    exclude: Sequence[Collection[str]] | None = None,
 ) -> list[list[str]]:
     """Trie-constrained beam search; returns, per prompt, up to top_k distinct items, best
-    first by total log-prob."""
+    first by total log-prob. `exclude[i]`: items prompt i may not be given (e.g. the ones
+    its user has seen); they are cut from that prompt's trie, so the search spends no beam
+    on them."""
     num_beams = num_beams or top_k
     if top_k < 1 or num_beams < top_k:
         raise ValueError(
@@ -98,8 +121,13 @@ def direct_recommend(
     enc = _encode_left(tokenizer, prompts, next(model.parameters()).device)
     width = enc["input_ids"].shape[1]
 
-    def allowed(_batch_id: int, input_ids: torch.Tensor) -> list[int]:
-        return trie.allowed(input_ids[width:].tolist())
+    if exclude is not None and len(exclude) != len(prompts):
+        raise ValueError(f"direct_recommend: {len(prompts)} prompts but {len(exclude)} exclude sets")
+    tries = [trie.without(e) for e in exclude] if exclude is not None else None
+
+    def allowed(batch_id: int, input_ids: torch.Tensor) -> list[int]:
+        own = tries[batch_id] if tries is not None else trie
+        return own.allowed(input_ids[width:].tolist())
 
     out = model.generate(
         **enc,

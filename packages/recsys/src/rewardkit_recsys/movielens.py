@@ -48,6 +48,15 @@ class Split:
     train: list[Example] = field(default_factory=list)
     valid: list[Example] = field(default_factory=list)
     test: list[Example] = field(default_factory=list)
+    sequences: dict[str, list[str]] = field(default_factory=dict)  # user → all items, in order
+
+    def seen_before(self, user: str, split: str) -> set[str]:
+        """Every item the user had before the target of `split` ("valid" or "test"),
+        however long ago (histories keep only the latest few)."""
+        cut = {"valid": -2, "test": -1}
+        if split not in cut:
+            raise ValueError(f"seen_before: split must be 'valid' or 'test', got {split!r}")
+        return set(self.sequences[user][: cut[split]])
 
 
 def _read_atomic(path: Path | str, required: tuple[str, ...]) -> list[dict[str, str]]:
@@ -113,7 +122,7 @@ def leave_one_out(sequences: dict[str, list[str]], max_history: int = 20) -> Spl
     """Chronological leave-one-out; every user needs at least 3 interactions."""
     if max_history < 1:
         raise ValueError(f"max_history must be >= 1, got {max_history}")
-    split = Split()
+    split = Split(sequences={u: list(seq) for u, seq in sequences.items()})
     for user, seq in sequences.items():
         if len(seq) < 3:
             raise ValueError(
