@@ -6,10 +6,11 @@ Used for the alignment table of packages/recsys/README.md ("What the alignment n
     OMP_NUM_THREADS=1 uv run --no-sync python bench/recsys_alignment.py \\
         '{"reasoning": false, "sft_bucket": 1}' runs/recsys/align/B
 
-The options are `task_options` of `recsys.movielens` (stage options of
-`rewardkit_recsys.stages.StageOptions`) on top of ALIGNMENT below; the aligned policy is
-written to the folder given (a cache: `rewardkit train --set task_options.aligned_model=…`
-with the same options loads it) and the metrics to `<folder>.json`.
+The JSON argument overrides `task_options` of configs/recsys/ml100k.yaml (options of
+`recsys.movielens` and the stage options of `rewardkit_recsys.stages.StageOptions`); the
+model is that file's. The aligned policy is written to the folder given: it is the cache
+that `rewardkit train --config configs/recsys/ml100k.yaml --set task_options.<key>=<value>
+--set task_options.aligned_model=<folder>` loads. The metrics go to `<folder>.json`.
 """
 
 from __future__ import annotations
@@ -26,34 +27,17 @@ from rewardkit.trainer.config import GRPOConfig
 from rewardkit_recsys.stages import evaluate, prepare
 from rewardkit_recsys.tasks import MovieLens
 
-ALIGNMENT = {  # the alignment settings of configs/recsys/ml100k.yaml
-    "sft_epochs": 12,
-    "sft_batch_size": 64,
-    "sft_learning_rate": 3e-3,
-    "window_stride": 20,
-    "item_tasks": False,
-    "reasoning": True,
-    "p_start": 0.0,
-    "p_end": 0.4,
-    "log_every": 100,
-}
+CONFIG = "configs/recsys/ml100k.yaml"  # model and task options; the JSON argument overrides
 
 
 def main() -> None:
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
-    options = ALIGNMENT | json.loads(sys.argv[1])
     folder = sys.argv[2]
+    config = GRPOConfig.load(CONFIG)
+    options = config.task_options | json.loads(sys.argv[1]) | {"aligned_model": folder}
     torch.set_num_threads(1)
-    task = MovieLens(id_map="runs/recsys/ids.json", aligned_model=folder, **options)
-    config = GRPOConfig(
-        model="tiny",
-        tiny_model={"hidden_size": 128, "num_layers": 2, "num_heads": 4,
-                    "max_position_embeddings": 512},
-        task="recsys.movielens",
-        max_prompt_length=256,
-        seed=0,
-    )
+    task = MovieLens(**options)
     model, tokenizer = load_policy(config)
     start = time.perf_counter()
     model, tokenizer, info = prepare(task, model, tokenizer, config, task.stages)
