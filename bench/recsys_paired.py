@@ -13,38 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from rewardkit_recsys.inference import IDTrie, direct_recommend
-from rewardkit_recsys.metrics import target_rank
-from rewardkit_recsys.prompts import seqrec_prompt
+from rewardkit_recsys.metrics import recall_ndcg
+from rewardkit_recsys.stages import StageOptions, direct_rankings
 from rewardkit_recsys.tasks import MovieLens
 
 
-def per_user_ndcg(
-    folder: str, task: MovieLens, rows, k: int, beams: int, exclude_seen: bool, split: str
-) -> list[float]:
+def per_user_ndcg(folder: str, task: MovieLens, rows, split: str, opts: StageOptions) -> list[float]:
+    """NDCG@10 of each row's target in the direct-mode ranking of the policy in `folder`."""
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    trie = IDTrie(task.ids, tokenizer)
-    out = []
-    for i in range(0, len(rows), 16):
-        prompts = [seqrec_prompt(task.ids, r["history"]) for r in rows[i : i + 16]]
-        seen = None
-        if exclude_seen:
-            seen = [task.split.seen_before(r["user"], split) for r in rows[i : i + 16]]
-        ranked = direct_recommend(
-            model, tokenizer, trie, prompts, top_k=k, num_beams=beams, exclude=seen
-        )
-        for r, items in zip(rows[i : i + 16], ranked, strict=True):
-            rank = target_rank(items, r["target"])  # 1-based, None: not listed
-            out.append(0.0 if rank is None or rank > k else 1.0 / math.log2(rank + 1))
-    return out
+    rankings = direct_rankings(model, tokenizer, task, rows, split, opts)
+    return [recall_ndcg([rk], [r["target"]])["ndcg@10"] for rk, r in zip(rankings, rows, strict=True)]
 
 
 def main() -> None:
@@ -60,9 +45,9 @@ def main() -> None:
     torch.set_num_threads(1)
     task = MovieLens(id_map=args.id_map)
     rows = task.rows(args.split)
-    common = (task, rows, 10, args.num_beams, args.exclude_seen, args.split)
-    before = np.array(per_user_ndcg(args.before, *common))
-    after = np.array(per_user_ndcg(args.after, *common))
+    opts = StageOptions(top_k=10, num_beams=args.num_beams, exclude_seen=args.exclude_seen)
+    before = np.array(per_user_ndcg(args.before, task, rows, args.split, opts))
+    after = np.array(per_user_ndcg(args.after, task, rows, args.split, opts))
     diff = after - before
     rng = np.random.default_rng(0)
     means = diff[rng.integers(0, len(diff), size=(args.bootstrap, len(diff)))].mean(axis=1)

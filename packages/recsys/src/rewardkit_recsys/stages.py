@@ -206,27 +206,37 @@ def prepare(task, model, tokenizer, config, opts: StageOptions):
 
 
 # -- evaluation -------------------------------------------------------------------------
-def evaluate(model, tokenizer, task, opts: StageOptions) -> dict[str, float]:
-    """Recall/NDCG@{1,5,10} of both inference modes on the first users of `eval_split`, plus the
-    fraction of reasoning samples with an invalid format or ID, and the seconds each took."""
-    from rewardkit_recsys.inference import IDTrie, direct_recommend, reasoning_recommend
-    from rewardkit_recsys.prompts import reasoning_prompt, seqrec_prompt
+def direct_rankings(model, tokenizer, task, rows, split: str, opts: StageOptions) -> list[list[str]]:
+    """Direct mode for `rows` of `split`: each user's top `opts.top_k` items by constrained
+    beam search (`opts.num_beams`), without the user's earlier items when `exclude_seen`."""
+    from rewardkit_recsys.inference import IDTrie, direct_recommend
+    from rewardkit_recsys.prompts import seqrec_prompt
 
-    test = task.rows(opts.eval_split)
-    rows = test[: opts.eval_users]
-    start = time.perf_counter()
     trie = IDTrie(task.ids, tokenizer)
-    direct = []
+    rankings = []
     for i in range(0, len(rows), 16):
         batch = rows[i : i + 16]
         prompts = [seqrec_prompt(task.ids, r["history"]) for r in batch]
         seen = None
         if opts.exclude_seen:
-            seen = [task.split.seen_before(r["user"], opts.eval_split) for r in batch]
-        direct += direct_recommend(
+            seen = [task.split.seen_before(r["user"], split) for r in batch]
+        rankings += direct_recommend(
             model, tokenizer, trie, prompts, top_k=opts.top_k, num_beams=opts.num_beams,
             exclude=seen,
         )
+    return rankings
+
+
+def evaluate(model, tokenizer, task, opts: StageOptions) -> dict[str, float]:
+    """Recall/NDCG@{1,5,10} of both inference modes on the first users of `eval_split`, plus the
+    fraction of reasoning samples with an invalid format or ID, and the seconds each took."""
+    from rewardkit_recsys.inference import reasoning_recommend
+    from rewardkit_recsys.prompts import reasoning_prompt
+
+    test = task.rows(opts.eval_split)
+    rows = test[: opts.eval_users]
+    start = time.perf_counter()
+    direct = direct_rankings(model, tokenizer, task, rows, opts.eval_split, opts)
     out = {f"direct/{k}": v for k, v in recall_ndcg(direct, [r["target"] for r in rows]).items()}
     out["direct/seconds"] = time.perf_counter() - start
     if opts.reasoning_eval_users == 0:
