@@ -3,11 +3,13 @@
 
 - BEAM=1: rollouts by trie-constrained beam search; each prompt's group is its top
   `num_generations` beams (every sample a real item) instead of temperature samples;
-- RECENT=N: SRPO prompts are only each user's N latest training positions.
+- RECENT=N: SRPO prompts are only each user's N latest training positions;
+- GUIDE=k: off-policy guidance (LUFFY, arXiv 2504.14945): the last k samples of each
+  group are replaced by the true next item's ID, so every group holds a hit.
 
 Everything else (reward, advantage, dynamic sampling, KL, evaluation) is the package's.
-Results: "SRPO settings tried" in packages/recsys/README.md. Neither variant helped, which
-is why neither is an option of the task. Example (the S6 row):
+Results: "SRPO settings tried" in packages/recsys/README.md. None of the variants helped,
+which is why none is an option of the task. Example (the S6 row):
 
     BEAM=1 OMP_NUM_THREADS=1 uv run --no-sync python bench/recsys_srpo_variants.py \\
         task_options.eval_split=valid task_options.reasoning_eval_users=0 \\
@@ -78,6 +80,30 @@ class BeamRollouts:
         return [Generated(r[: r.index(trie.eos) + 1], truncated=False) for r in rows]
 
 
+def guide_groups(trainer: GRPOTrainer, k: int) -> None:
+    """Off-policy guidance (LUFFY, arXiv 2504.14945): in every sampled group the last k
+    samples are replaced by the true next item's ID (+ end of sequence), so each group
+    holds a hit and the sampled IDs become its negatives. Greedy rollouts are untouched."""
+    sample_rollout = trainer.rollout
+    tok = trainer.tokenizer
+
+    def guided(rows, group_offset=0, greedy=False, generations=None):
+        samples = sample_rollout(rows, group_offset, greedy, generations)
+        if greedy:
+            return samples
+        g = generations or trainer.config.num_generations
+        for j, s in enumerate(samples):
+            if j % g >= g - k:
+                ids = tok(s.meta["target_id"], add_special_tokens=False)["input_ids"]
+                s.completion_ids = list(ids) + [tok.eos_token_id]
+                s.completion_mask = [1] * len(s.completion_ids)
+                s.completion = tok.decode(s.completion_ids, skip_special_tokens=True)
+                s.truncated = False
+        return samples
+
+    trainer.rollout = guided
+
+
 def main() -> None:
     torch.set_num_threads(1)
     if int(os.environ.get("RECENT", "0")) > 0:
@@ -86,6 +112,8 @@ def main() -> None:
     trainer = GRPOTrainer(config, components=resolve(config))
     if os.environ.get("BEAM", "0") == "1":
         trainer.backend = BeamRollouts(trainer, config.num_generations)
+    if int(os.environ.get("GUIDE", "0")) > 0:
+        guide_groups(trainer, int(os.environ["GUIDE"]))
     print(f"SRPO prompts: {len(trainer.train_rows)}; beam rollouts: {os.environ.get('BEAM')}")
     trainer.train()
 
