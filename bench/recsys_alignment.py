@@ -4,7 +4,10 @@ direct-mode Recall/NDCG@{1,5,10} on all 943 users of the validation and test spl
 Used for the alignment table of packages/recsys/README.md ("What the alignment needed"):
 
     OMP_NUM_THREADS=1 uv run --no-sync python bench/recsys_alignment.py \\
-        '{"reasoning": false, "sft_bucket": 1}' runs/recsys/align/B
+        '{"reasoning": false, "sft_bucket": 1, "window_stride": 20}' runs/recsys/align/B
+
+(The table's rows ran with window stride 20, the config's default until session 4; the
+config now has 10, so pass `"window_stride": 20` to repeat them.)
 
 The JSON argument overrides `task_options` of configs/recsys/ml100k.yaml (options of
 `recsys.movielens` and the stage options of `rewardkit_recsys.stages.StageOptions`); the
