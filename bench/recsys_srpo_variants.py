@@ -84,6 +84,8 @@ def guide_groups(trainer: GRPOTrainer, k: int) -> None:
     """Off-policy guidance (LUFFY, arXiv 2504.14945): in every sampled group the last k
     samples are replaced by the true next item's ID (+ end of sequence), so each group
     holds a hit and the sampled IDs become its negatives. Greedy rollouts are untouched."""
+    if not 0 < k < trainer.config.num_generations:
+        raise ValueError(f"GUIDE={k}: must be between 1 and num_generations - 1")
     sample_rollout = trainer.rollout
     tok = trainer.tokenizer
 
@@ -114,7 +116,8 @@ def main() -> None:
         trainer.backend = BeamRollouts(trainer, config.num_generations)
     if int(os.environ.get("GUIDE", "0")) > 0:
         guide_groups(trainer, int(os.environ["GUIDE"]))
-    print(f"SRPO prompts: {len(trainer.train_rows)}; beam rollouts: {os.environ.get('BEAM')}")
+    print(f"SRPO prompts: {len(trainer.train_rows)}; BEAM={os.environ.get('BEAM', '0')}, "
+          f"GUIDE={os.environ.get('GUIDE', '0')}")
     trainer.train()
 
 
