@@ -103,13 +103,16 @@ CASES = [
 HEALTH = (
     "import os\n"
     "procs = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+    "daemon_trace = os.path.exists('/work/daemon-was-here')\n"
+    "here = os.listdir('.') + os.listdir('/tmp')\n"
     "def f(x):\n    return x * 2\n"
 )
 HEALTH_TESTS = [
     AssertTest("assert f(21) == 42"),
-    AssertTest("assert len(procs) == 2, procs"),  # the runner (PID 1) and this program
-    AssertTest("assert not os.path.exists('/work/daemon-was-here')"),
-    AssertTest("assert os.listdir('.') == [], os.listdir('.')"),
+    # the runner (PID 1), the template that forks programs, and this program
+    AssertTest("assert len(procs) == 3, procs"),
+    AssertTest("assert not daemon_trace"),
+    AssertTest("assert here == [], here"),
 ]
 
 

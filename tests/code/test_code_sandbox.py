@@ -5,16 +5,31 @@ import pytest
 from rewardkit_code.sandbox import AssertTest, IOTest, make_sandbox, normalize_output, parse_tests
 from rewardkit_code.sandbox.base import classify
 
-PROGRAM = "def f(x):\n    return x + 1\n"
+PROGRAM = """import os, sys
+def f(x):
+    if x == "exit":
+        os._exit(0)
+    if x == "sysexit":
+        sys.exit(0)
+    if x == "print":
+        print("x" * 3_000_000)
+    if x == "loop":
+        while True:
+            pass
+    return x + 1
+"""
 CASES = [
     (AssertTest("assert f(1) == 2"), "pass", ""),
     (AssertTest("assert f(1) == 3, 'off by one'"), "fail", "AssertionError: off by one"),
     (AssertTest("f(None)"), "error", "TypeError"),
-    (AssertTest("while True: pass"), "timeout", "time limit"),
-    (AssertTest("import os; os._exit(0)"), "error", "exited before the tests finished"),
+    (AssertTest("f('exit')"), "error", "the program's process ended during a call"),
+    (AssertTest("f('sysexit')"), "error", "SystemExit"),
+    (AssertTest("import os; os._exit(0)"), "error", "ended without a verdict"),
     (AssertTest("import sys; sys.exit(0)"), "error", "SystemExit"),
     (AssertTest("raise SyntaxError('x')"), "error", "SyntaxError"),
-    (AssertTest("print('x' * 3_000_000)"), "error", "output exceeded"),
+    (AssertTest("f('print')"), "error", "output exceeded"),
+    (AssertTest("assert f(2) == 3"), "pass", ""),  # the copy that printed is gone; a fresh one
+    (AssertTest("f('loop')"), "timeout", "time limit"),  # last: later tests share a short grace
 ]
 
 
@@ -23,7 +38,7 @@ def _check(box):
     for (_, status, text), out in zip(CASES, outcomes, strict=True):
         assert out.status == status, (status, out)
         assert text in out.message
-    assert outcomes[3].seconds == pytest.approx(1.0, abs=0.5)
+    assert outcomes[-1].seconds == pytest.approx(1.0, abs=0.5)
 
 
 def _io(box):
@@ -94,17 +109,16 @@ def test_bad_tests_and_settings_are_named():
 
 def test_normalisation_and_classification():
     assert normalize_output("  1   2 \n\n3\t\n\n") == ["1 2", "", "3"]
-    died = {
-        "status": "exited",
-        "completed": False,
-        "error": None,
-        "signal": 9,
-        "stdout": "",
-        "stderr": "",
-        "exit_code": None,
-        "seconds": 0.1,
-    }
-    assert classify(AssertTest("x"), died, 1.0, 10).message.startswith("killed by SIGKILL")
+    io = IOTest("", "1  2\n")
+    ran = {"status": "completed", "message": "", "seconds": 0.1, "stdout": "1 2"}
+    assert classify(io, ran, 10).status == "pass"
+    assert classify(io, dict(ran, stdout="1 3"), 10).status == "fail"
+    # only an io test is compared here; a runner that answers otherwise is a sandbox failure
+    assert classify(AssertTest("x"), ran, 10).status == "error"
+    assert classify(io, {"status": "pass", "message": ""}, 10).status == "error"
+    skipped = classify(AssertTest("x"), {"status": "skipped", "message": "not run"}, 10)
+    assert skipped.status == "timeout" and skipped.skipped
+    assert classify(AssertTest("x"), {"status": "weird"}, 10).message.startswith("sandbox failure")
 
 
 def test_local_backend_basic_containment(local_sandbox, monkeypatch):
@@ -163,12 +177,20 @@ def test_docker_image_resolution(docker_image, monkeypatch):
     with pytest.raises(SandboxError, match="build-image"):
         resolve_image(client, "rewardkit-no-such-image:404")
     monkeypatch.delenv("REWARDKIT_CODE_IMAGE", raising=False)
+
+    def no_pull(*args, **kwargs):
+        raise AssertionError("the offline image exists: nothing should be pulled")
+
+    monkeypatch.setattr(client.images, "pull", no_pull)
+    client.images.get(BUILT_IMAGE)  # the fixture made sure it exists
+    assert resolve_image(client, None) == BUILT_IMAGE  # the default, without a pull or warning
+    monkeypatch.setenv("REWARDKIT_CODE_IMAGE", DEFAULT_IMAGE)
     try:
         client.images.get(DEFAULT_IMAGE)
         assert resolve_image(client, None) == DEFAULT_IMAGE
-    except docker.errors.ImageNotFound:  # no registry: falls back to the offline image
-        with pytest.warns(UserWarning, match="using rewardkit-code-sandbox"):
-            assert resolve_image(client, None) == BUILT_IMAGE
+    except docker.errors.ImageNotFound:  # asked for explicitly, absent, not pullable: named
+        with pytest.raises(SandboxError, match="could not be pulled"):
+            resolve_image(client, None)
     monkeypatch.setenv("REWARDKIT_CODE_IMAGE", docker_image)
     assert resolve_image(client, None) == docker_image
 

@@ -6,6 +6,11 @@ sandbox.parse_tests). With `split_asserts=True` (default) the `check(candidate)`
 is split into one test per top-level statement that asserts something, so VeRPO sees a
 pass matrix with one column per assertion; `assert True` lines are dropped. A check
 with no top-level assertion stays one test.
+
+Every test starts with the prompt's own code except the function to write (its imports and
+helpers such as `poly` or `encode_cyclic`): tests run in a judge apart from the program
+(sandbox/calls.py), so a helper the test calls is the dataset's, never one the program
+redefined.
 """
 
 from __future__ import annotations
@@ -74,6 +79,17 @@ def split_check(test_code: str, entry_point: str) -> list[str]:
     return tests or [whole]
 
 
+def trusted_prelude(prompt: str, entry_point: str) -> str:
+    """The prompt's code without the function to write: imports and helper functions."""
+    tree = ast.parse(prompt)
+    kept = [
+        n
+        for n in tree.body
+        if not (isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == entry_point)
+    ]
+    return ast.unparse(ast.Module(body=kept, type_ignores=[])) if kept else ""
+
+
 def prompt_imports(prompt: str) -> str:
     """The import lines at the top of a HumanEval prompt (the model may leave them out)."""
     return "\n".join(
@@ -88,6 +104,9 @@ def humaneval_row(problem: dict[str, Any], split_asserts: bool = True) -> dict[s
         if split_asserts
         else [f"{problem['test']}\n\ncheck({entry})\n"]
     )
+    prelude = trusted_prelude(problem["prompt"], entry)
+    if prelude:
+        snippets = [f"{prelude}\n\n{s}" for s in snippets]
     return {
         "task_id": problem["task_id"],
         "code_prompt": problem["prompt"],

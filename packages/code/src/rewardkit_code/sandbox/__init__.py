@@ -53,7 +53,7 @@ def make_sandbox(backend: str = "auto", **settings: Any) -> Sandbox:
     return LocalSandbox(**settings)
 
 
-_DOCKER_ONLY = {"image", "cpus", "pids_limit", "tmpfs_mb", "user"}
+_DOCKER_ONLY = {"image", "cpus", "pids_limit", "tmpfs_mb", "tmp_mb", "user"}
 
 
 def get_sandbox(backend: str = "auto", **settings: Any) -> Sandbox:

@@ -2,14 +2,24 @@
 
 A sandbox runs one program against a list of tests and returns one `TestOutcome` per
 test (pass, fail, timeout, error with a message), never a single flag: VeRPO needs the
-full pass matrix. Each test is a separate run (a fork of the runner, see runner.py), so a
-test that crashes or hangs costs only its own outcome.
+full pass matrix. One job per program (see runner.py): the program is loaded once and
+each test runs against a fresh fork of the loaded state, so per-test outcomes cost about
+one program load plus each test's own time.
 
 Test formats:
-- `AssertTest`: code executed after the program in the same namespace (HumanEval's
-  `check(candidate)` call, or assert lines). Pass = it finishes without an exception.
+- `AssertTest`: test code (HumanEval's `check(candidate)` call, or assert lines) that uses
+  the program's names. It runs in a judge process apart from the program and reaches the
+  program only through plain-value calls (calls.py), so the program cannot forge its
+  verdict. Pass = the test code finishes; fail = an AssertionError; error = any other
+  exception.
 - `IOTest`: the program reads `stdin`; pass = it exits normally and its stdout equals
-  `expected` after whitespace normalisation (APPS / TACO / CodeContests style).
+  `expected` after whitespace normalisation (APPS / TACO / CodeContests style). The
+  expected output stays on the host.
+
+Time: `timeout` per test, `program_budget` per program (default twice the timeout); once a
+test of a program timed out, its remaining tests share `grace_after_timeout` x timeout, so
+a program that hangs everywhere costs about one timeout. Tests the budget leaves no time
+for are reported as timeouts with `skipped=True` (counted in `skipped_tests`).
 
 Backends keep a fixed number of worker slots (`pool_size`, the concurrency bound); each
 slot holds one runner (a warm container or a subprocess). A worker that misbehaves (does
@@ -22,7 +32,6 @@ from __future__ import annotations
 import itertools
 import json
 import queue
-import signal
 import threading
 import time
 import weakref
@@ -35,6 +44,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 RUNNER_SOURCE = (Path(__file__).parent / "runner.py").read_text()
+CALLS_SOURCE = (Path(__file__).parent / "calls.py").read_text()
+
+
+def runner_command(python: str, cleanup: str, workdir: str, tmpdir: str, drop_uid=None):
+    """The command line that starts a runner (see runner.py for its arguments)."""
+    settings = {"cleanup": cleanup, "workdir": workdir, "tmpdir": tmpdir, "drop_uid": drop_uid}
+    return [python, "-I", "-c", RUNNER_SOURCE, json.dumps(settings), CALLS_SOURCE]
 
 Status = Literal["pass", "fail", "timeout", "error"]
 
@@ -70,6 +86,7 @@ class TestOutcome:
     status: Status
     message: str = ""
     seconds: float = 0.0
+    skipped: bool = False  # not run: the program's time budget was used up
 
     @property
     def passed(self) -> bool:
@@ -113,46 +130,29 @@ def _short(text: str, n: int = 200) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def classify(
-    test: TestCase, result: dict[str, Any], timeout: float, max_output: int
-) -> TestOutcome:
-    """Turn one raw runner result into pass / fail / timeout / error with a message."""
-    seconds = float(result.get("seconds", 0.0))
-    if result["status"] == "timeout":
-        return TestOutcome("timeout", f"exceeded the time limit of {timeout:g}s", seconds)
-    if result["status"] == "output_limit":
-        return TestOutcome("error", f"output exceeded the cap of {max_output} bytes", seconds)
-    if result["status"] == "broken":
-        return TestOutcome("error", result["message"], seconds)
-    if result["completed"]:
-        if isinstance(test, AssertTest):
-            return TestOutcome("pass", "", seconds)
-        if normalize_output(result["stdout"]) == normalize_output(test.expected):
+def classify(test: TestCase, result: dict[str, Any], max_output: int) -> TestOutcome:
+    """One runner result as a TestOutcome: the runner judged assert tests itself; the
+    output of stdin/stdout tests is compared here, where the expected output lives."""
+    status, seconds = result["status"], float(result.get("seconds", 0.0))
+    message = str(result.get("message", ""))
+    if status == "skipped":
+        return TestOutcome("timeout", message, 0.0, skipped=True)
+    if status == "completed":
+        if not isinstance(test, IOTest):
+            return TestOutcome("error", "the runner answered for a different test kind", seconds)
+        if normalize_output(result.get("stdout", "")) == normalize_output(test.expected):
             return TestOutcome("pass", "", seconds)
         return TestOutcome(
             "fail",
             f"wrong output: expected {_short(test.expected, 80)!r}, "
-            f"got {_short(result['stdout'], 80)!r}",
+            f"got {_short(result.get('stdout', ''), 80)!r}",
             seconds,
         )
-    err = result.get("error")
-    if err:
-        text = f"{err['type']}: {err['message']}" if err["message"] else err["type"]
-        if err["type"] == "AssertionError" and err["phase"] == "test":
-            return TestOutcome("fail", _short(text), seconds)
-        where = " (while loading the program)" if err["phase"] == "program" else ""
-        return TestOutcome("error", _short(text) + where, seconds)
-    if result.get("signal"):
-        sig = result["signal"]
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
-        hint = {9: " (memory limit?)", 24: " (CPU time limit)", 25: " (file size limit)"}
-        return TestOutcome("error", f"killed by {name}{hint.get(sig, '')}", seconds)
-    tail = _short(result.get("stderr", "").strip().splitlines()[-1]) if result.get("stderr") else ""
-    if result.get("exit_code") == 0:
-        return TestOutcome("error", "the program exited before the tests finished", seconds)
-    return TestOutcome(
-        "error", f"exited with code {result.get('exit_code')} {tail}".strip(), seconds
-    )
+    if status in ("pass", "fail", "error", "timeout"):
+        if status == "pass" and not isinstance(test, AssertTest):
+            return TestOutcome("error", "the runner answered for a different test kind", seconds)
+        return TestOutcome(status, _short(message), seconds)
+    return TestOutcome("error", f"sandbox failure: unknown status {status!r}", seconds)
 
 
 class Worker(ABC):
@@ -186,6 +186,8 @@ class Sandbox(ABC):
         max_output: int = 1 << 20,
         startup_timeout: float = 60.0,
         cache_size: int = 4096,
+        program_budget: float | None = None,
+        grace_after_timeout: float = 0.1,
     ):
         if pool_size < 1:
             raise ValueError(f"pool_size must be >= 1, got {pool_size}")
@@ -193,6 +195,12 @@ class Sandbox(ABC):
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         if memory_mb < 32:
             raise ValueError(f"memory_mb must be >= 32, got {memory_mb}")
+        if program_budget is not None and program_budget <= 0:
+            raise ValueError(f"program_budget must be > 0 seconds, got {program_budget}")
+        if not 0 <= grace_after_timeout <= 1:
+            raise ValueError(f"grace_after_timeout must be in [0, 1], got {grace_after_timeout}")
+        self.program_budget = program_budget
+        self.grace_after_timeout = grace_after_timeout
         self.pool_size = pool_size
         self.timeout = timeout
         self.memory_mb = memory_mb
@@ -206,9 +214,11 @@ class Sandbox(ABC):
         self._lock = threading.Lock()
         self._workers: set[Worker] = set()
         self.restarts = 0  # workers replaced after breaking
+        self.skipped_tests = 0  # tests not run because their program's budget was used up
         self.closed = False
-        # results by (program, tests, timeout), shared by every user of this sandbox (the
-        # rewards and the multi-turn environment of a step execute each program once)
+        # results by (program, tests, timeout, budget), shared by every user of this sandbox
+        # (the rewards and the multi-turn environment of a step execute each program once);
+        # only results that do not depend on the machine's load are kept (no timeouts)
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, list[TestOutcome]] = OrderedDict()
         # containers must not outlive a sandbox that was dropped without close()
@@ -219,22 +229,48 @@ class Sandbox(ABC):
 
     # -- running ------------------------------------------------------------------------
     def run(
-        self, program: str, tests: Sequence[TestCase], timeout: float | None = None
+        self,
+        program: str,
+        tests: Sequence[TestCase],
+        timeout: float | None = None,
+        budget: float | None = None,
     ) -> list[TestOutcome]:
-        """Run `program` against each test; one outcome per test, in order."""
+        """Run `program` against each test; one outcome per test, in order. `budget` is the
+        program's total time (default: program_budget, else twice the timeout)."""
+        if not isinstance(program, str):
+            raise TypeError(f"program must be a str, got {type(program).__name__}")
         timeout = self.timeout if timeout is None else timeout
+        budget = self.budget_for(timeout) if budget is None else budget
         tests = parse_tests(list(tests))
-        runs = [_run_request(program, t, timeout) for t in tests]
-        results = self._job(runs)
-        return [
-            classify(t, r, timeout, self.max_output) for t, r in zip(tests, results, strict=True)
-        ]
+        job = {
+            "program": program,
+            "tests": [_test_request(t) for t in tests],
+            "timeout": timeout,
+            "budget": budget,
+            "grace": self.grace_after_timeout * timeout,
+            "max_output": self.max_output,
+            "memory_mb": self.memory_mb,
+        }
+        results = self._job(job)
+        outcomes = [classify(t, r, self.max_output) for t, r in zip(tests, results, strict=True)]
+        skipped = sum(o.skipped for o in outcomes)
+        if skipped:
+            with self._lock:
+                self.skipped_tests += skipped
+        return outcomes
+
+    def budget_for(self, timeout: float) -> float:
+        """A program's time budget when the per-test timeout is `timeout`."""
+        return self.program_budget if self.program_budget is not None else 2.0 * timeout
 
     def run_many(
-        self, jobs: Sequence[tuple[str, Sequence[TestCase]]], timeout: float | None = None
+        self,
+        jobs: Sequence[tuple[str, Sequence[TestCase]]],
+        timeout: float | None = None,
+        budget: float | None = None,
     ) -> list[list[TestOutcome]]:
         """Run several (program, tests) jobs concurrently over the pool."""
-        futures = [self._executor.submit(self.run, p, t, timeout) for p, t in jobs]
+        futures = [self._executor.submit(self.run, p, t, timeout, budget) for p, t in jobs]
         return [f.result() for f in futures]
 
     def cached(self, key: tuple) -> list[TestOutcome] | None:
@@ -242,8 +278,11 @@ class Sandbox(ABC):
             return self._cache.get(key)
 
     def remember(self, key: tuple, outcomes: list[TestOutcome]) -> None:
-        """Keep a result unless the sandbox itself failed while producing it."""
-        if self.cache_size <= 0 or any(o.message.startswith("sandbox failure") for o in outcomes):
+        """Keep a result unless it may depend on load or on the sandbox's own health: a
+        timeout (or a test skipped for time) on a busy machine may pass on an idle one."""
+        if self.cache_size <= 0 or any(
+            o.status == "timeout" or o.message.startswith("sandbox failure") for o in outcomes
+        ):
             return
         with self._lock:
             self._cache[key] = outcomes
@@ -254,22 +293,14 @@ class Sandbox(ABC):
         """Start every worker now instead of on first use."""
         self.run_many([("pass", [AssertTest("pass")])] * self.pool_size)
 
-    def _job(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _job(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         if self.closed:
             raise SandboxError("this sandbox is closed")
         job_id = next(self._ids)
-        payload = (
-            json.dumps(
-                {
-                    "id": job_id,
-                    "runs": runs,
-                    "max_output": self.max_output,
-                    "memory_mb": self.memory_mb,
-                }
-            )
-            + "\n"
-        ).encode()
-        budget = sum(r["timeout"] for r in runs) + 10.0 + 0.5 * len(runs)
+        payload = (json.dumps({"id": job_id, **job}) + "\n").encode()
+        n = len(job["tests"])
+        # the runner stops the program at its budget; this bounds a runner that hangs
+        deadline_s = job["budget"] + job["timeout"] + 10.0 + 0.5 * n
         worker = self._slots.get()
         try:
             if worker is not None and not worker.alive():
@@ -289,16 +320,22 @@ class Sandbox(ABC):
                             "the sandbox worker died before the job was sent"
                         ) from None
             try:
-                answer = self._read_answer(worker, job_id, time.monotonic() + budget)
+                answer = self._read_answer(worker, job_id, time.monotonic() + deadline_s)
             except WorkerBroken as exc:
                 self._discard(worker)
                 worker = None
-                broken = {"status": "broken", "message": f"sandbox failure: {exc}", "seconds": 0.0}
-                return [broken] * len(runs)
+                broken = {"status": "error", "message": f"sandbox failure: {exc}", "seconds": 0.0}
+                return [broken] * n
             if not answer.get("clean", True):  # left processes it could not kill
                 self._discard(worker)
                 worker = None
-            return answer["results"]
+            results = answer.get("results")
+            if not isinstance(results, list) or len(results) != n:
+                self._discard(worker)
+                worker = None
+                broken = {"status": "error", "message": "sandbox failure: malformed answer"}
+                return [broken] * n
+            return results
         finally:
             self._slots.put(worker)
 
@@ -345,15 +382,8 @@ def _kill_all(workers) -> None:
         w.kill()
 
 
-def _run_request(program: str, test: TestCase, timeout: float) -> dict[str, Any]:
-    if not isinstance(program, str):
-        raise TypeError(f"program must be a str, got {type(program).__name__}")
+def _test_request(test: TestCase) -> dict[str, Any]:
+    """What the runner gets of a test: an IO test's expected output stays here."""
     if isinstance(test, AssertTest):
-        return {"program": program, "test": test.code, "stdin": "", "timeout": timeout}
-    return {
-        "program": program,
-        "test": "",
-        "stdin": test.stdin,
-        "timeout": timeout,
-        "exit_ok": True,
-    }
+        return {"kind": "assert", "code": test.code}
+    return {"kind": "io", "stdin": test.stdin}

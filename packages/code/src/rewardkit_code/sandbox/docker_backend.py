@@ -1,16 +1,18 @@
 """The docker backend: a pool of warm, locked-down containers, one runner in each.
 
 Each container runs the runner (runner.py) as its PID 1, started from source with
-`python3 -I -c`, so any image with a Python 3.8+ interpreter works (`python:3.12-slim`, or
-the image `rewardkit-code sandbox build-image` makes offline). The host talks to it over
-the container's attached stdin/stdout (Docker's multiplexed stream), so running a
-program costs a fork inside the container: no container start, no `docker exec`.
+`python3 -I -c`, so any image with a Python 3.9+ interpreter works (the image
+`rewardkit-code sandbox build-image` makes offline, or `python:3.12-slim`). The host talks
+to it over the container's attached stdin/stdout (Docker's multiplexed stream), so a
+program costs one interpreter start inside the container and a fork per test: no
+container start, no `docker exec`.
 
-Every container: no network (`network_mode="none"`), read-only root file system, a tmpfs
-work directory, memory (no swap), pids and CPU limits, a non-root user, all capabilities
-dropped, `no-new-privileges`, nothing from the host environment. Programs cannot signal
-the runner (PID 1 of its namespace ignores signals it has no handler for), and after each
-run the runner kills every other process of the container.
+Every container: no network (`network_mode="none"`), read-only root file system, tmpfs
+mounts for the work directory and for /tmp (size-limited, emptied after every program),
+memory (no swap), pids and CPU limits, a non-root user, all capabilities dropped,
+`no-new-privileges`, nothing from the host environment. Programs cannot signal the runner
+(PID 1 of its namespace ignores signals it has no handler for), and after each program
+the runner kills every other process of the container.
 """
 
 from __future__ import annotations
@@ -21,10 +23,15 @@ import socket
 import struct
 import time
 import uuid
-import warnings
 from typing import Any
 
-from rewardkit_code.sandbox.base import RUNNER_SOURCE, Sandbox, SandboxError, Worker, WorkerBroken
+from rewardkit_code.sandbox.base import (
+    Sandbox,
+    SandboxError,
+    Worker,
+    WorkerBroken,
+    runner_command,
+)
 
 DEFAULT_IMAGE = "python:3.12-slim"
 BUILT_IMAGE = "rewardkit-code-sandbox:latest"  # what `sandbox build-image` makes
@@ -49,14 +56,18 @@ def docker_available() -> tuple[bool, str]:
 
 
 def resolve_image(client, image: str | None) -> str:
-    """The image to use: the one asked for, else $REWARDKIT_CODE_IMAGE, else python:3.12-slim.
-
-    A missing default image is pulled; if that fails (no registry), the offline image
-    from `rewardkit-code sandbox build-image` is used when it exists.
-    """
+    """The image to use: the one asked for (argument, else $REWARDKIT_CODE_IMAGE); else the
+    offline image of `rewardkit-code sandbox build-image` when it exists; else
+    python:3.12-slim, pulled if it is not present."""
     import docker.errors
 
-    asked = image or os.environ.get("REWARDKIT_CODE_IMAGE") or DEFAULT_IMAGE
+    asked = image or os.environ.get("REWARDKIT_CODE_IMAGE")
+    if asked is None:
+        try:
+            client.images.get(BUILT_IMAGE)
+            return BUILT_IMAGE
+        except docker.errors.ImageNotFound:
+            asked = DEFAULT_IMAGE
     try:
         client.images.get(asked)
         return asked
@@ -67,16 +78,6 @@ def resolve_image(client, image: str | None) -> str:
         return asked
     except Exception as exc:  # noqa: BLE001
         pull_error = f"{type(exc).__name__}: {exc}"
-    if image is None and asked == DEFAULT_IMAGE:
-        try:
-            client.images.get(BUILT_IMAGE)
-            warnings.warn(
-                f"{DEFAULT_IMAGE} is not available ({pull_error}); using {BUILT_IMAGE}",
-                stacklevel=3,
-            )
-            return BUILT_IMAGE
-        except docker.errors.ImageNotFound:
-            pass
     raise SandboxError(
         f"sandbox image {asked!r} is not present and could not be pulled ({pull_error}). "
         f"Without a registry, build one from this machine's Python with "
@@ -182,6 +183,7 @@ class DockerSandbox(Sandbox):
         cpus: float = 1.0,
         pids_limit: int = 64,
         tmpfs_mb: int = 64,
+        tmp_mb: int = 64,
         user: str = "65534:65534",
         python: str = "python3",
         **settings,
@@ -189,15 +191,20 @@ class DockerSandbox(Sandbox):
         super().__init__(**settings)
         if pids_limit < 8:
             raise ValueError(f"pids_limit must be >= 8, got {pids_limit}")
+        if tmpfs_mb < 1 or tmp_mb < 1:
+            raise ValueError(f"tmpfs_mb and tmp_mb must be >= 1, got {tmpfs_mb}, {tmp_mb}")
         self.client = docker_client()
         self.image = resolve_image(self.client, image)
         self.config = dict(
-            command=[python, "-I", "-c", RUNNER_SOURCE, "all", "/work"],
+            command=runner_command(python, "all", "/work", "/tmp"),
             stdin_open=True,
             tty=False,
             network_mode="none",
             read_only=True,
-            tmpfs={"/work": f"size={tmpfs_mb}m,mode=1777"},
+            tmpfs={
+                "/work": f"size={tmpfs_mb}m,mode=1777",
+                "/tmp": f"size={tmp_mb}m,mode=1777",
+            },
             working_dir="/work",
             mem_limit=f"{self.memory_mb + 64}m",
             memswap_limit=f"{self.memory_mb + 64}m",
@@ -206,7 +213,7 @@ class DockerSandbox(Sandbox):
             user=user,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            environment={"HOME": "/work", "TMPDIR": "/work", "PYTHONDONTWRITEBYTECODE": "1"},
+            environment={"HOME": "/work", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
             labels={LABEL: "1"},
             detach=True,
         )

@@ -2,15 +2,18 @@
 
 For machines without a Docker engine. Each worker is a runner subprocess started with
 an empty environment (only PATH and LANG), in a fresh process group, with a private temp
-directory as working directory; each program is a fork of it with rlimits (address
-space, CPU time, file size, no core dumps) in its own session, killed with its process
-group after each test. When the host user is root the programs drop to `nobody`
-(if `nobody` can read the interpreter's standard library; otherwise they run as root).
+directory as working directory; each program runs in a fresh interpreter with rlimits
+(address space, CPU time, file size, no core dumps) in its own session, with TMPDIR set to
+a private directory that is emptied after the program, and its process groups are killed
+after each test. When the host user is root the programs and judges drop to `nobody` (if
+`nobody` can read the interpreter's standard library; otherwise they run as root, and a
+program running as root can read the judge's memory: its verdicts can then be forged).
 
 What it does NOT give: no network isolation, no file-system isolation (a program can
-read whatever its user can read), no pid or memory cgroup (a fork bomb is bounded only
-by the CPU and memory rlimits of each process), and a process that leaves its session
-survives the cleanup. Use it for trusted code, tests and development only.
+read whatever its user can read, and writes to /tmp itself go to the host's /tmp: only
+TMPDIR is private), no pid or memory cgroup (a fork bomb is bounded only by the CPU and
+memory rlimits of each process), and a process that leaves its session survives the
+cleanup. Use it for trusted code, tests and development only.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rewardkit_code.sandbox.base import RUNNER_SOURCE, Sandbox, Worker, WorkerBroken
+from rewardkit_code.sandbox.base import Sandbox, Worker, WorkerBroken, runner_command
 
 NOBODY = 65534
 
@@ -53,9 +56,9 @@ def _nobody_can_import(python: str) -> bool:
 class LocalWorker(Worker):
     def __init__(self, python: str, startup_timeout: float):
         self.workdir = tempfile.mkdtemp(prefix="rewardkit-code-")
-        args = [python, "-I", "-c", RUNNER_SOURCE, "group", self.workdir]
-        if os.getuid() == 0 and _nobody_can_import(python):
-            args.append(str(NOBODY))
+        drop = NOBODY if os.getuid() == 0 and _nobody_can_import(python) else None
+        tmpdir = os.path.join(self.workdir, "tmp")
+        args = runner_command(python, "group", self.workdir, tmpdir, drop)
         self.proc = subprocess.Popen(
             args,
             stdin=subprocess.PIPE,

@@ -1,182 +1,628 @@
-"""The long-lived runner that executes untrusted programs, one fork per run.
+"""The long-lived runner that executes untrusted programs, one job per program.
 
-This file is self-contained (standard library only, Python >= 3.8) because it is shipped
-as source text: the docker backend starts it as the container's main process
-(`python3 -I -c <this file> all /work`), the local backend as a subprocess
-(`... group <tmpdir>`). It reads one JSON job per line on stdin and answers one JSON
-line per job on stdout:
+Standard library only (Python >= 3.9), shipped as source text: the docker backend starts
+it as the container's main process, the local backend as a subprocess:
 
-    job    {"id": 7, "runs": [{"program": str, "test": str, "stdin": str,
-            "timeout": float, "exit_ok": bool}], "max_output": int, "memory_mb": int}
-    answer {"id": 7, "results": [{"status": "exited" | "timeout" | "output_limit",
-            "exit_code": int | None, "signal": int | None, "completed": bool,
-            "error": {"type", "message", "phase"} | None, "stdout": str, "stderr": str,
-            "seconds": float}], "clean": bool}
+    python3 -I -c <this file> <settings json> <calls.py source>
 
-Each run is a forked child in its own session with rlimits (address space, CPU, file
-size, no core files), stdin from a file, stdout/stderr into capped pipes, a fresh work
-directory as cwd, and no other open file descriptor: the protocol channel is out of its
-reach. The child executes `program` then `test` in one namespace and, only if both
-finish, writes a per-run random token on a status pipe: exiting early with status 0
-(`os._exit(0)`) is therefore not a pass. After each run everything the child left
-behind is killed: with cleanup "all" (the runner is PID 1 of a container, which other
-processes of the container cannot signal) by `kill(-1, SIGKILL)` until only the runner
-is left; with "group" (local backend) by killing the child's process group.
+settings: {"cleanup": "all" | "group", "workdir": path, "tmpdir": path, "drop_uid": int|null}.
+It reads one JSON job per line on stdin and answers one JSON line per job on stdout:
+
+    job    {"id": 7, "program": str, "tests": [{"kind": "assert", "code": str} |
+            {"kind": "io", "stdin": str}], "timeout": s, "budget": s, "grace": s,
+            "max_output": bytes, "memory_mb": int}
+    answer {"id": 7, "results": [{"status": "pass" | "fail" | "error" | "timeout" |
+            "skipped" | "completed", "message": str, "seconds": float, "stdout": str}],
+            "clean": bool}
+
+One job:
+1. The program's process is forked from the template (calls.template_main), an
+   interpreter started fresh once per worker that never holds a test (never a fork of this
+   runner, whose memory holds the tests). It gets its own session, rlimits (address space,
+   CPU, file size, no core), the sandbox user, an empty work directory as cwd, a private
+   TMPDIR and nothing inherited but its pipes.
+2. Stdin/stdout tests run first: for each, the program's process forks a child that runs
+   the program on the test's stdin. Its stdout goes back to the host, which compares it
+   with the expected output (the expected output never enters the sandbox).
+3. Assert tests: the program is loaded once; for each test the program's process forks a
+   copy of the loaded state, and this runner forks a judge (`calls.judge`) that runs the
+   test code against that copy over a socket pair. The verdict comes back on a pipe that
+   only the judge holds (see calls.py for why the program cannot forge it).
+4. Time: each test may take `timeout` seconds and the program `budget` seconds in all,
+   starting and loading included. Once a test has timed out, the tests after it share at
+   most `grace` seconds, so a program that hangs on every test costs about one timeout.
+   Tests left when the budget is spent are reported as "skipped" without running.
+5. After each test the judge and the program's copy are killed with whatever they started.
+   After the job every other process is killed ("all": this runner is PID 1 of a container,
+   which the other processes of the container cannot signal) or the program's process
+   groups are ("group": the local backend), and the work and tmp directories are emptied.
 """
 
 import json
 import os
-import resource
-import secrets
 import select
 import shutil
 import signal
+import socket
 import sys
 import time
-import traceback
 
 CHUNK = 65536
 STDERR_CAP = 16384
-FILE_CAP = 16 * 1024 * 1024
+MIN_RUN = 0.01  # with less than this left of the budget, a test is skipped
+CALLS = {"__name__": "calls"}  # calls.py, executed at start (the judge side is used here)
+SIGNAL_HINTS = {9: " (memory limit?)", 24: " (CPU time limit)", 25: " (file size limit)"}
 
 
-def _load_prctl():
-    try:
-        import ctypes
+class OutputCap(Exception):
+    pass
 
-        return ctypes.CDLL(None).prctl
-    except Exception:
+
+class Settings:
+    def __init__(self, raw, job):
+        self.cleanup = raw["cleanup"]
+        self.workdir = raw["workdir"]
+        self.jobdir = os.path.join(raw["workdir"], "run")
+        self.tmpdir = raw["tmpdir"]
+        self.drop_uid = raw.get("drop_uid")
+        self.timeout = float(job["timeout"])
+        self.max_output = int(job.get("max_output", 1 << 20))
+        self.limits = {
+            "memory_mb": int(job.get("memory_mb", 512)),
+            "cpu_seconds": int(float(job.get("budget", self.timeout))) + 2,
+            "drop_uid": self.drop_uid,
+        }
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+class Output:
+    """One output pipe of the program, read as it comes. stdout keeps up to the cap and
+    raises OutputCap past it; stderr keeps its tail."""
+
+    def __init__(self, fd, cap=None):
+        self.fd, self.cap, self.open = fd, cap, True
+        self.data = bytearray()
+        self.mark = 0  # where the current test's output starts
+
+    def read(self):
+        chunk = os.read(self.fd, CHUNK)
+        if not chunk:
+            self.open = False
+            return
+        self.data += chunk
+        if self.cap is None:
+            if len(self.data) > 2 * STDERR_CAP:
+                del self.data[: len(self.data) - STDERR_CAP]
+                self.mark = 0
+        elif len(self.data) - self.mark > self.cap:
+            raise OutputCap()
+
+    def since_mark(self):
+        return bytes(self.data[self.mark :]).decode("utf-8", "replace")
+
+    def start_test(self):
+        if self.cap is not None:
+            del self.data[:]
+        self.mark = len(self.data)
+
+    def last_line(self):
+        lines = self.since_mark().strip().splitlines()
+        return lines[-1][:300] if lines else ""
+
+
+def _wait(readers, deadline, outputs):
+    """Block until one of `readers` is readable (returned) or the deadline (None), reading
+    the open `outputs` meanwhile."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        watch = list(readers) + [o.fd for o in outputs if o.open]
+        ready = select.select(watch, [], [], remaining)[0]
+        for o in outputs:
+            if o.fd in ready:
+                o.read()
+        for fd in readers:
+            if fd in ready:
+                return fd
+
+
+class Template:
+    """The template process (calls.template_main), started with exec so that it shares no
+    memory with this runner; it forks the program's process of every job."""
+
+    def __init__(self, settings):
+        self.ctrl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        config = json.dumps({"drop_uid": settings.drop_uid})
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+                CALLS["place_fds"]([null, null, 2, theirs.fileno()])
+                python = sys.executable or "python3"
+                os.execv(python, [python, "-I", "-c", CALLS_SOURCE, config])
+            except BaseException as exc:
+                os.write(2, f"template start failed: {exc!r}\n".encode())
+            os._exit(127)
+        theirs.close()
+        self.seq = 0
+        if self._receive(time.monotonic() + 30.0) is None:
+            self.close()
+            raise RuntimeError("the template process did not start")
+
+    def request(self, message, deadline, fds=()):
+        """Send a message (with file descriptors) and wait for its reply; None on failure."""
+        self.seq += 1
+        data = json.dumps(dict(message, seq=self.seq)).encode()
+        try:
+            socket.send_fds(self.ctrl, [data], list(fds))
+        except OSError:
+            return None
+        return self._receive(deadline)
+
+    def _receive(self, deadline):
+        while _wait([self.ctrl.fileno()], deadline, []) is not None:
+            try:
+                reply = json.loads(self.ctrl.recv(65536) or b"null")
+            except (OSError, ValueError):
+                return None
+            if not isinstance(reply, dict):
+                return None
+            if reply.get("seq") == self.seq:
+                return reply
         return None
 
-
-_PRCTL = _load_prctl()  # loaded once: importing ctypes in every child costs ~20 ms
-
-
-def _prctl_dumpable(value):
-    """PR_SET_DUMPABLE (4): 0 keeps same-uid processes from ptracing the runner."""
-    if _PRCTL is not None:
-        _PRCTL(4, value, 0, 0, 0)
+    def close(self):
+        self.ctrl.close()
+        _kill(self.pid)
 
 
-def _child(run, jobdir, fds, nonce, memory_mb, drop_uid):
-    """In the forked child: isolate, then execute program and test. Never returns."""
-    stdin_fd, out_w, err_w, st_w = fds
-    try:
-        os.setsid()
-        os.dup2(stdin_fd, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.dup2(st_w, 3)
-        os.closerange(4, 65536)
-        _prctl_dumpable(1)
+_TEMPLATE = None
+
+
+def template(settings):
+    """The live template, started again when a program killed or stopped it."""
+    global _TEMPLATE
+    if _TEMPLATE is not None:
         try:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write("1000")  # the OOM killer takes the program, not the runner
+            os.kill(_TEMPLATE.pid, 0)
+            alive = os.waitpid(_TEMPLATE.pid, os.WNOHANG)[0] == 0
+        except (OSError, ChildProcessError):
+            alive = False
+        if not alive:
+            _TEMPLATE.close()
+            _TEMPLATE = None
+    if _TEMPLATE is None:
+        _TEMPLATE = Template(settings)
+    return _TEMPLATE
+
+
+class ProgramProcess:
+    """The program's process (calls.program_main), seen from the runner."""
+
+    def __init__(self, program, settings):
+        self.settings = settings
+        src_path = os.path.join(settings.workdir, ".program")
+        with open(src_path, "w") as f:
+            f.write(program)
+        src = os.open(src_path, os.O_RDONLY)
+        os.unlink(src_path)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        self.ctrl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        spawn = {
+            "op": "spawn",
+            "limits": settings.limits,
+            "cwd": settings.jobdir,
+            "env": {
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "LANG": "C.UTF-8",
+                "HOME": settings.jobdir,
+                "TMPDIR": settings.tmpdir,
+                "PYTHONDONTWRITEBYTECODE": "1",
+            },
+        }
+        self.template = template(settings)
+        fds = [src, out_w, err_w, theirs.fileno()]
+        reply = self.template.request(spawn, time.monotonic() + 10.0, fds)
+        if reply is None:  # the template was stopped or killed: one more try with a new one
+            self.template.close()
+            self.template = template(settings)
+            reply = self.template.request(spawn, time.monotonic() + 10.0, fds)
+        for fd in (src, out_w, err_w):
+            os.close(fd)
+        theirs.close()
+        self.pid = reply.get("pid") if reply else None
+        self.out = Output(out_r, settings.max_output)
+        self.err = Output(err_r)
+        self.copies = []  # pids of the program's forked copies, for cleanup
+        self.status = None
+        self.seq = 0
+        self.gone = not isinstance(self.pid, int)
+        self.timed_out = False
+
+    @property
+    def outputs(self):
+        return [self.out, self.err]
+
+    def send(self, message, fds=()):
+        """Send one control message; returns its sequence number (replies carry it)."""
+        self.seq += 1
+        message = dict(message, seq=self.seq)
+        try:
+            socket.send_fds(self.ctrl, [json.dumps(message).encode()], list(fds))
         except OSError:
-            pass
-        if drop_uid is not None:
-            os.setgroups([])
-            os.setgid(drop_uid)
-            os.setuid(drop_uid)
-        cpu = int(run["timeout"]) + 2
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-        mem = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_CAP, FILE_CAP))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.chdir(jobdir)
-        sys.stdin = open(0, closefd=False)
-        sys.stdout = open(1, "w", closefd=False)
-        sys.stderr = open(2, "w", closefd=False)
-        sys.argv = ["solution.py"]
-    except BaseException as exc:
-        os.write(2, f"sandbox setup failed: {exc!r}\n".encode())
-        os._exit(70)
-    status = open(3, "w", closefd=False)
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-    phase = "program"
+            self.gone = True
+        return self.seq
+
+    def receive(self, deadline, seq=0, extra=()):
+        """The reply to message `seq` (older replies are dropped), or None when the process
+        is gone or the deadline passed (`self.timed_out` tells which), reading the
+        program's output meanwhile. Raises OutputCap."""
+        self.timed_out = False
+        while not self.gone:
+            if _wait([self.ctrl.fileno()], deadline, [*extra, *self.outputs]) is None:
+                self.timed_out = True
+                return None
+            try:
+                data = self.ctrl.recv(65536)
+                message = json.loads(data) if data else None
+            except (OSError, ValueError):
+                message = None
+            if not isinstance(message, dict):
+                self.gone = True  # closed its end, or wrote garbage on it
+                return None
+            if message.get("seq") == seq:
+                return message
+        return None
+
+    def note_copy(self, reply):
+        """Record the forked copy a reply names; False if it names none of ours."""
+        pid = reply.get("pid")
+        if not isinstance(pid, int) or not self.is_copy(pid):
+            return False
+        self.copies.append(pid)
+        return True
+
+    def exit_description(self):
+        """How the process ended (after it stopped answering)."""
+        if isinstance(self.pid, int) and self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            reply = self.template.request({"op": "reap", "pid": self.pid}, time.monotonic() + 5)
+            self.status = reply.get("status") if reply else None
+        return _describe_status(self.status, self.err.last_line())
+
+    def is_copy(self, pid):
+        """True if `pid` is a child of the program's process (a forked copy)."""
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1]) == self.pid
+        except (OSError, ValueError, IndexError):
+            return False
+
+
+def _describe_status(status, stderr_tail=""):
+    if status is None:
+        return "the program's process ended"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return f"killed by {name}{SIGNAL_HINTS.get(sig, '')}"
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
+    return f"exited with code {code} {stderr_tail}".strip()
+
+
+# -- one test --------------------------------------------------------------------------------
+
+
+def _result(status, message="", seconds=0.0, stdout=""):
+    return {"status": status, "message": message, "seconds": round(seconds, 6), "stdout": stdout}
+
+
+def _spawn_judge(test_code, sock, settings):
+    verdict_r, verdict_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            CALLS["place_fds"]([null, null, null, sock.fileno(), verdict_w])
+        except BaseException:
+            os._exit(70)
+        CALLS["judge_main"](test_code, settings.limits, settings.max_output, settings.jobdir)
+    os.close(verdict_w)
+    return pid, verdict_r
+
+
+def _read_verdict(fd, deadline, outputs):
+    data = b""
+    while True:
+        if _wait([fd], deadline, outputs) is None:
+            return None
+        chunk = os.read(fd, CHUNK)
+        if not chunk:
+            break
+        data += chunk
     try:
-        exec(compile(run["program"], "solution.py", "exec"), namespace)
-        if run.get("test"):
-            phase = "test"
-            exec(compile(run["test"], "test.py", "exec"), namespace)
-    except SystemExit as exc:
-        if not (run.get("exit_ok") and exc.code in (None, 0)):
-            _report(status, "SystemExit", f"exit code {exc.code!r}", phase)
-            os._exit(1)
-    except BaseException as exc:
-        traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
-        _report(status, type(exc).__name__, str(exc), phase)
-        os._exit(1)
+        verdict = json.loads(data)
+        return verdict["status"], str(verdict["message"])
+    except (ValueError, KeyError, TypeError):
+        return "error", "the test ended without a verdict (it exited or was killed)"
+
+
+def assert_test(proc, code, limit):
+    start = time.monotonic()
+    deadline = start + limit
+    ours, theirs = socket.socketpair()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:
-        pass
-    status.write(json.dumps({"done": nonce}) + "\n")
-    status.flush()
-    os._exit(0)
-
-
-def _report(status, kind, message, phase):
+        seq = proc.send({"op": "assert"}, [theirs.fileno()])
+        theirs.close()
+        reply = proc.receive(deadline, seq)
+        if reply is None or not proc.note_copy(reply):
+            if proc.timed_out:
+                return _result("timeout", f"exceeded the time limit of {limit:g}s", limit)
+            return _result("error", proc.exit_description(), time.monotonic() - start)
+        judge_pid, verdict_fd = _spawn_judge(code, ours, proc.settings)
+    finally:
+        ours.close()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:
-        pass
-    status.write(json.dumps({"type": kind, "message": message[:1000], "phase": phase}) + "\n")
-    status.flush()
+        verdict = _read_verdict(verdict_fd, deadline, proc.outputs)
+    finally:
+        os.close(verdict_fd)
+        _kill(judge_pid)
+    seconds = time.monotonic() - start
+    if verdict is None:
+        return _result("timeout", f"exceeded the time limit of {limit:g}s", seconds)
+    return _result(verdict[0], verdict[1], seconds)
 
 
-def _fresh_dir(path):
-    """An empty, world-writable work directory (reused when the last run left it empty).
-
-    If a program made it impossible to remove, mkdir raises and the runner exits: the
-    host then replaces the worker.
-    """
+def io_test(proc, stdin, limit):
+    start = time.monotonic()
+    deadline = start + limit
+    path = os.path.join(proc.settings.workdir, ".stdin")
+    with open(path, "w") as f:
+        f.write(stdin)
+    stdin_fd = os.open(path, os.O_RDONLY)
+    os.unlink(path)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    seq = proc.send({"op": "io"}, [stdin_fd, out_w, err_w])
+    for fd in (stdin_fd, out_w, err_w):
+        os.close(fd)
+    out, err = Output(out_r, proc.settings.max_output), Output(err_r)
+    reply = None
     try:
-        if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
+        started = proc.receive(deadline, seq, [out, err])
+        if started is not None and proc.note_copy(started):
+            reply = proc.receive(deadline, seq, [out, err])
+            if reply is not None:
+                _drain([out, err, *proc.outputs])
+    except OutputCap:
+        message = f"output exceeded the cap of {proc.settings.max_output} bytes"
+        return _result("error", message, time.monotonic() - start)
+    finally:
+        os.close(out_r)
+        os.close(err_r)
+    seconds = time.monotonic() - start
+    status = reply.get("exit") if reply else None
+    if not isinstance(status, int):
+        if proc.timed_out:
+            return _result("timeout", f"exceeded the time limit of {limit:g}s", seconds)
+        return _result("error", proc.exit_description(), seconds)
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return _result("completed", "", seconds, out.since_mark())
+    return _result("error", _describe_status(status, err.last_line()), seconds)
+
+
+def _drain(outputs):
+    """Take what the pipes already hold, never wait for more (a grandchild may keep them open)."""
+    while True:
+        fds = [o.fd for o in outputs if o.open]
+        ready = select.select(fds, [], [], 0)[0] if fds else []
+        if not ready:
             return
+        for o in outputs:
+            if o.fd in ready:
+                o.read()
+
+
+# -- one job --------------------------------------------------------------------------------
+
+
+class Clock:
+    """The program's time: `timeout` per test, `budget` in all, `grace` after a timeout."""
+
+    def __init__(self, timeout, budget, grace):
+        self.timeout, self.left, self.grace = timeout, budget, grace
+
+    def limit(self):
+        return min(self.timeout, self.left)
+
+    def spend(self, seconds, timed_out):
+        self.left -= seconds
+        if timed_out:
+            self.left = min(self.left, self.grace)
+
+
+def run_job(job, raw_settings):
+    settings = Settings(raw_settings, job)
+    tests = job["tests"]
+    clock = Clock(settings.timeout, float(job.get("budget", settings.timeout)),
+                  float(job.get("grace", 0.0)))
+    results = [None] * len(tests)
+    _prepare_dir(settings.jobdir)
+    _prepare_dir(settings.tmpdir)
+    start = time.monotonic()
+    proc = ProgramProcess(job["program"], settings)
+    clean = True
+    try:
+        failure = _start(proc, clock, start)
+        order = [i for i, t in enumerate(tests) if t["kind"] == "io"]
+        order += [i for i, t in enumerate(tests) if t["kind"] != "io"]
+        loaded = False
+        for i in order:
+            test = tests[i]
+            if failure is None and test["kind"] != "io" and not loaded:
+                failure = _load(proc, clock)
+                loaded = True
+            if failure is not None:
+                results[i] = failure
+                continue
+            limit = clock.limit()
+            if limit < MIN_RUN:
+                results[i] = _result("skipped", "not run: the program's time budget was used up")
+                continue
+            proc.out.start_test()
+            proc.err.start_test()
+            try:
+                if test["kind"] == "io":
+                    res = io_test(proc, test.get("stdin", ""), limit)
+                else:
+                    res = assert_test(proc, test["code"], limit)
+            except OutputCap:
+                res = _result("error", f"output exceeded the cap of {settings.max_output} bytes")
+            clock.spend(res["seconds"], res["status"] == "timeout")
+            results[i] = res
+            clean = _after_test(proc) and clean
+    finally:
+        clean = _after_job(proc) and clean
+        clean = _prepare_dir(settings.jobdir) and _prepare_dir(settings.tmpdir) and clean
+    return results, clean
+
+
+def _start(proc, clock, start):
+    """Wait for the fresh process to compile the program; a failure result or None."""
+    try:
+        reply = proc.receive(start + clock.limit(), 0)
+    except OutputCap:
+        return _result("error", f"output exceeded the cap of {proc.settings.max_output} bytes")
+    clock.spend(time.monotonic() - start, proc.timed_out)
+    if reply and reply.get("ready"):
+        return None
+    return _load_failure(proc, reply)
+
+
+def _load(proc, clock):
+    """Run the program's top level once; a failure result for every assert test, or None."""
+    start = time.monotonic()
+    limit = clock.limit()
+    if limit < MIN_RUN:
+        return _result("skipped", "not run: the program's time budget was used up")
+    try:
+        reply = proc.receive(start + limit, proc.send({"op": "load"}))
+    except OutputCap:
+        return _result("error", f"output exceeded the cap of {proc.settings.max_output} bytes")
+    clock.spend(time.monotonic() - start, proc.timed_out)
+    if reply and reply.get("loaded"):
+        return None
+    return _load_failure(proc, reply)
+
+
+def _load_failure(proc, reply):
+    if proc.timed_out:
+        return _result(
+            "timeout", f"loading the program exceeded the time limit of {proc.settings.timeout:g}s"
+        )
+    if reply and isinstance(reply.get("error"), list) and len(reply["error"]) >= 2:
+        kind, message = str(reply["error"][0]), str(reply["error"][1])[:300]
+        text = f"{kind}: {message}" if message else kind
+        return _result("error", f"{text} (while loading the program)")
+    return _result("error", f"{proc.exit_description()} (while loading the program)")
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
-    if os.path.islink(path) or os.path.isfile(path):
-        os.unlink(path)
-    elif os.path.isdir(path):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _after_test(proc):
+    """Kill the test's copy of the program and whatever it started."""
+    exits = []
+    for pid in proc.copies:
         try:
-            os.chmod(path, 0o700)
-        except OSError:
+            exits.append(os.pidfd_open(pid))
+        except (AttributeError, OSError):
             pass
-        for root, dirs, _ in os.walk(path):
-            for d in [os.path.join(root, d) for d in dirs]:
-                try:
-                    os.chmod(d, 0o700)
-                except OSError:
-                    pass
-        shutil.rmtree(path, ignore_errors=True)
-    os.mkdir(path)
-    os.chmod(path, 0o777)
-
-
-def _cleanup(pid, mode):
-    """Kill whatever the run left (children, daemons, fork bombs); True when clean."""
-    if mode == "group":
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
-        _reap()
-        return True
-    for _ in range(200):
+    if exits:  # a pidfd turns readable when its process is gone
+        deadline = time.monotonic() + 1.0
+        pending = list(exits)
+        while pending and time.monotonic() < deadline:
+            done = select.select(pending, [], [], deadline - time.monotonic())[0]
+            pending = [fd for fd in pending if fd not in done]
+        for fd in exits:
+            os.close(fd)
+    proc.copies.clear()
+    if proc.settings.cleanup == "all":
+        return _sweep(keep={os.getpid(), proc.template.pid, proc.pid})
+    return True
+
+
+def _after_job(proc):
+    try:
+        proc.ctrl.close()
+    except OSError:
+        pass
+    if isinstance(proc.pid, int):
         try:
-            os.kill(-1, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)
         except OSError:
             pass
+        if proc.status is None:
+            proc.template.request({"op": "reap", "pid": proc.pid}, time.monotonic() + 5)
+    clean = True
+    if proc.settings.cleanup == "all":
+        clean = _sweep(keep={os.getpid(), proc.template.pid})
+    _reap()
+    for o in proc.outputs:
+        os.close(o.fd)
+    return clean
+
+
+def _sweep(keep):
+    """Kill every process of the container but `keep`; True when none is left alive."""
+    for _ in range(200):
         _reap()
-        others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
+        others = [p for p in _live_pids() if p not in keep]
         if not others:
             return True
-        time.sleep(0.01)
+        for pid in others:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.001)
     return False
+
+
+def _live_pids():
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state not in ("Z", "X"):
+                pids.append(int(name))
+    return pids
 
 
 def _reap():
@@ -189,138 +635,50 @@ def _reap():
             return
 
 
-def _execute(run, workdir, nonce, max_output, memory_mb, mode, drop_uid):
-    jobdir = os.path.join(workdir, "run")
-    _fresh_dir(jobdir)
-    stdin_path = os.path.join(workdir, ".stdin")
-    with open(stdin_path, "w") as f:
-        f.write(run.get("stdin") or "")
-    stdin_fd = os.open(stdin_path, os.O_RDONLY)
-    os.unlink(stdin_path)
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    st_r, st_w = os.pipe()
-    start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        _child(run, jobdir, (stdin_fd, out_w, err_w, st_w), nonce, memory_mb, drop_uid)
-    for fd in (stdin_fd, out_w, err_w, st_w):
-        os.close(fd)
-    bufs = {out_r: bytearray(), err_r: bytearray(), st_r: bytearray()}
-    open_fds = set(bufs)
-    pidfd = _pidfd(pid)
-    deadline = start + float(run["timeout"])
-    state, wait_status = "exited", None
-    while True:
-        done, wait_status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            _drain(open_fds, bufs, err_r, st_r)
-            break
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            state = "timeout"
-            break
-        watch = list(open_fds) + ([pidfd] if pidfd is not None else [])
-        # without a pidfd, poll: the pipes may stay open in grandchildren after exit
-        wait = remaining if pidfd is not None else min(remaining, 0.01)
-        ready = select.select(watch, [], [], wait)[0] if watch else []
-        if not watch:
-            time.sleep(min(remaining, 0.005))
-        for fd in ready:
-            if fd == pidfd:
-                continue
-            data = os.read(fd, CHUNK)
-            if not data:
-                open_fds.discard(fd)
-            else:
-                _append(bufs, fd, data, err_r, st_r)
-        if len(bufs[out_r]) > max_output:
-            state = "output_limit"
-            break
-    if pidfd is not None:
-        os.close(pidfd)
-    seconds = time.monotonic() - start
-    clean = _cleanup(pid, mode)
-    if state != "exited":
-        try:
-            _, wait_status = os.waitpid(pid, 0)
-        except ChildProcessError:
-            wait_status = None
-    for fd in bufs:
-        os.close(fd)
-    exit_code = sig = None
-    if wait_status is not None and state == "exited":
-        if os.WIFEXITED(wait_status):
-            exit_code = os.WEXITSTATUS(wait_status)
-        elif os.WIFSIGNALED(wait_status):
-            sig = os.WTERMSIG(wait_status)
-    completed, error = False, None
-    for line in bytes(bufs[st_r]).decode("utf-8", "replace").splitlines():
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(msg, dict) and msg.get("done") == nonce:
-            completed = True
-        elif isinstance(msg, dict) and error is None and "type" in msg:
-            error = {k: str(msg.get(k, ""))[:1000] for k in ("type", "message", "phase")}
-    result = {
-        "status": state,
-        "exit_code": exit_code,
-        "signal": sig,
-        "completed": completed and exit_code == 0,
-        "error": error,
-        "stdout": bytes(bufs[out_r][:max_output]).decode("utf-8", "replace"),
-        "stderr": bytes(bufs[err_r][-STDERR_CAP:]).decode("utf-8", "replace"),
-        "seconds": round(seconds, 6),
-    }
-    return result, clean
-
-
-def _pidfd(pid):
+def _prepare_dir(path):
+    """Make `path` an empty directory anyone can write (undoing a program's chmods);
+    False if something in it could not be removed."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    if not os.path.isdir(path):
+        os.mkdir(path)
     try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
-
-
-def _append(bufs, fd, data, err_r, st_r):
-    buf = bufs[fd]
-    buf += data
-    if fd == err_r and len(buf) > 2 * STDERR_CAP:
-        del buf[: len(buf) - STDERR_CAP]
-    elif fd == st_r and len(buf) > 65536:
-        del buf[65536:]
-
-
-def _drain(open_fds, bufs, err_r, st_r):
-    """After the child exited: take what is already in the pipes, never wait for more."""
-    while open_fds:
-        ready = select.select(list(open_fds), [], [], 0)[0]
-        if not ready:
-            return
-        for fd in ready:
-            data = os.read(fd, CHUNK)
-            if not data:
-                open_fds.discard(fd)
-            else:
-                _append(bufs, fd, data, err_r, st_r)
-                if len(bufs[fd]) > 64 * 1024 * 1024:
-                    return
+        os.chmod(path, 0o1777)
+    except OSError:
+        pass
+    for root, dirs, _ in os.walk(path):
+        for d in dirs:
+            try:
+                os.chmod(os.path.join(root, d), 0o700)
+            except OSError:
+                pass
+    for name in os.listdir(path):
+        entry = os.path.join(path, name)
+        if os.path.isdir(entry) and not os.path.islink(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry)
+            except OSError:
+                pass
+    return not os.listdir(path)
 
 
 def main():
-    mode, workdir = sys.argv[1], sys.argv[2]
-    drop_uid = int(sys.argv[3]) if len(sys.argv) > 3 and os.getuid() == 0 else None
+    global CALLS_SOURCE
+    raw_settings = json.loads(sys.argv[1])
+    CALLS_SOURCE = sys.argv[2]
+    exec(compile(CALLS_SOURCE, "calls.py", "exec"), CALLS)
+    if raw_settings.get("drop_uid") is not None and os.getuid() != 0:
+        raw_settings["drop_uid"] = None
     proto_in = os.fdopen(os.dup(0), "rb")
     proto_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    _prctl_dumpable(0)
+    CALLS["set_dumpable"](0)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    if drop_uid is not None:
-        os.chmod(workdir, 0o777)
+    os.makedirs(raw_settings["tmpdir"], exist_ok=True)
 
     def send(obj):
         data = (json.dumps(obj) + "\n").encode()
@@ -330,21 +688,11 @@ def main():
     send({"ready": True, "python": sys.version.split()[0], "pid": os.getpid()})
     for line in proto_in:
         job = json.loads(line)
-        results, clean = [], True
-        for run in job["runs"]:
-            res, ok = _execute(
-                run,
-                workdir,
-                secrets.token_hex(16),
-                int(job.get("max_output", 1 << 20)),
-                int(job.get("memory_mb", 512)),
-                mode,
-                drop_uid,
-            )
-            results.append(res)
-            clean = clean and ok
+        results, clean = run_job(job, raw_settings)
         send({"id": job["id"], "results": results, "clean": clean})
 
+
+CALLS_SOURCE = ""
 
 if __name__ == "__main__":
     main()
