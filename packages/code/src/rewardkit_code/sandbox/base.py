@@ -52,6 +52,7 @@ def runner_command(python: str, cleanup: str, workdir: str, tmpdir: str, drop_ui
     settings = {"cleanup": cleanup, "workdir": workdir, "tmpdir": tmpdir, "drop_uid": drop_uid}
     return [python, "-I", "-c", RUNNER_SOURCE, json.dumps(settings), CALLS_SOURCE]
 
+
 Status = Literal["pass", "fail", "timeout", "error"]
 
 

@@ -184,7 +184,7 @@ def decode(tree, resolve, depth=0):
     if kind is list:
         return [decode(v, resolve, d) for v in tree]
     if kind is dict and len(tree) == 1:
-        (tag, body), = tree.items()
+        ((tag, body),) = tree.items()
         if tag == "t":
             return tuple(decode(v, resolve, d) for v in body)
         if tag == "d":

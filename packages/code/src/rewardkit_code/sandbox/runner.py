@@ -454,8 +454,9 @@ class Clock:
 def run_job(job, raw_settings):
     settings = Settings(raw_settings, job)
     tests = job["tests"]
-    clock = Clock(settings.timeout, float(job.get("budget", settings.timeout)),
-                  float(job.get("grace", 0.0)))
+    clock = Clock(
+        settings.timeout, float(job.get("budget", settings.timeout)), float(job.get("grace", 0.0))
+    )
     results = [None] * len(tests)
     _prepare_dir(settings.jobdir)
     _prepare_dir(settings.tmpdir)
