@@ -248,6 +248,7 @@ def test_executor_counters_by_hand(local_sandbox):
         "no_code": 1.0,
         "tests_pass": 1.0,
         "tests_fail": 1.0,
+        "tests_skipped": 0.0,  # always reported: the budget skipped nothing
     }
     executor.outcomes([(good, row)])  # a cache hit: nothing runs
     assert executor.stats()["programs_cached"] == 2.0

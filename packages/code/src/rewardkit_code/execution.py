@@ -33,14 +33,19 @@ class CodeExecutor:
         require_code_block: bool = True,
         cache: bool = True,
         sandbox: Sandbox | None = None,
+        program_budget: float | None = None,
     ):
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        if program_budget is not None and program_budget <= 0:
+            raise ValueError(f"program_budget must be > 0 seconds, got {program_budget}")
         self.settings: dict[str, Any] = {"pool_size": pool_size, "memory_mb": memory_mb}
         if image is not None:
             self.settings["image"] = image
         self.backend = backend
         self.timeout = float(timeout)
+        # a program's total time; default twice the per-test timeout (see sandbox.base)
+        self.program_budget = 2.0 * self.timeout if program_budget is None else program_budget
         self.require_code_block = require_code_block
         self.cache = cache
         self._sandbox = sandbox
@@ -67,7 +72,7 @@ class CodeExecutor:
                 no_code += 1
                 continue
             program = build_program(code, meta)
-            key = (program, tuple(tests), self.timeout)
+            key = (program, tuple(tests), self.timeout, self.program_budget)
             hit = self.sandbox.cached(key) if self.cache else None
             if hit is not None:
                 results[i] = hit
@@ -76,7 +81,11 @@ class CodeExecutor:
             else:
                 todo[key] = [i]
                 jobs.append((program, tests))
-        ran = self.sandbox.run_many(jobs, timeout=self.timeout) if jobs else []
+        ran = (
+            self.sandbox.run_many(jobs, timeout=self.timeout, budget=self.program_budget)
+            if jobs
+            else []
+        )
         for (key, idx), outs in zip(todo.items(), ran, strict=True):
             for i in idx:
                 results[i] = outs
@@ -92,11 +101,13 @@ class CodeExecutor:
             self.counts["no_code"] += no_code
             for outs in ran:
                 self.counts.update(f"tests_{o.status}" for o in outs)
+                self.counts["tests_skipped"] += sum(o.skipped for o in outs)
 
     def stats(self) -> dict[str, float]:
         """The counters so far: programs_executed (sent to the sandbox), programs_cached
-        (answered from the result cache or a duplicate in the same batch), no_code, and
-        tests_<status> (pass, fail, timeout, error) over the executed programs."""
+        (answered from the result cache or a duplicate in the same batch), no_code,
+        tests_<status> (pass, fail, timeout, error) over the executed programs, and
+        tests_skipped (timeouts that did not run: their program's time budget was spent)."""
         with self._counts_lock:
             return {k: float(v) for k, v in self.counts.items()}
 

@@ -133,7 +133,7 @@ def _check_hyper(alpha: float, sigma: float, delta: float, gamma: float | None) 
 class VeRPOReward:
     """Reward `code.verpo` (batch-level: test weights are group statistics).
 
-    Options: the executor's (backend, timeout, pool_size, memory_mb, image,
+    Options: the executor's (backend, timeout, program_budget, pool_size, memory_mb, image,
     require_code_block) and alpha, sigma, delta, beta, gamma (None = 1 for single-turn
     samples, 0.9 for samples that carry turns), dense_score.
     """

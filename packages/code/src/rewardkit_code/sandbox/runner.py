@@ -202,7 +202,7 @@ def template(settings):
 class ProgramProcess:
     """The program's process (calls.program_main), seen from the runner."""
 
-    def __init__(self, program, settings):
+    def __init__(self, program, settings, template_process):
         self.settings = settings
         src_path = os.path.join(settings.workdir, ".program")
         with open(src_path, "w") as f:
@@ -224,7 +224,7 @@ class ProgramProcess:
                 "PYTHONDONTWRITEBYTECODE": "1",
             },
         }
-        self.template = template(settings)
+        self.template = template_process
         fds = [src, out_w, err_w, theirs.fileno()]
         reply = self.template.request(spawn, time.monotonic() + 10.0, fds)
         if reply is None:  # the template was stopped or killed: one more try with a new one
@@ -460,8 +460,9 @@ def run_job(job, raw_settings):
     results = [None] * len(tests)
     _prepare_dir(settings.jobdir)
     _prepare_dir(settings.tmpdir)
+    ready = template(settings)  # started once per worker, outside the program's time
     start = time.monotonic()
-    proc = ProgramProcess(job["program"], settings)
+    proc = ProgramProcess(job["program"], settings, ready)
     clean = True
     try:
         failure = _start(proc, clock, start)
