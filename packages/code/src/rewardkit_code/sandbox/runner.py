@@ -50,6 +50,7 @@ import time
 CHUNK = 65536
 STDERR_CAP = 16384
 MIN_RUN = 0.01  # with less than this left of the budget, a test is skipped
+NO_VERDICT = "the test ended without a verdict (it exited or was killed)"
 CALLS = {"__name__": "calls"}  # calls.py, executed at start (the judge side is used here)
 SIGNAL_HINTS = {9: " (memory limit?)", 24: " (CPU time limit)", 25: " (file size limit)"}
 
@@ -238,6 +239,7 @@ class ProgramProcess:
         self.out = Output(out_r, settings.max_output)
         self.err = Output(err_r)
         self.copies = []  # pids of the program's forked copies, for cleanup
+        self.judge = None  # the judge of its assert tests, forked for the first one
         self.status = None
         self.seq = 0
         self.gone = not isinstance(self.pid, int)
@@ -327,34 +329,39 @@ def _result(status, message="", seconds=0.0, stdout=""):
     return {"status": status, "message": message, "seconds": round(seconds, 6), "stdout": stdout}
 
 
-def _spawn_judge(test_code, sock, settings):
-    verdict_r, verdict_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
+class Judge:
+    """A judge process (calls.judge_main) forked from this runner for one program's assert
+    tests; the runner replaces it after a test that timed out or killed it."""
+
+    def __init__(self, settings):
+        self.ctrl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+                CALLS["place_fds"]([null, null, null, theirs.fileno()])
+            except BaseException:
+                os._exit(70)
+            CALLS["judge_main"](settings.limits, settings.max_output, settings.jobdir)
+        theirs.close()
+
+    def judge(self, code, sock, deadline, outputs):
+        """(status, message) for one test, or None when the deadline passed first."""
         try:
-            null = os.open(os.devnull, os.O_RDWR)
-            CALLS["place_fds"]([null, null, null, sock.fileno(), verdict_w])
-        except BaseException:
-            os._exit(70)
-        CALLS["judge_main"](test_code, settings.limits, settings.max_output, settings.jobdir)
-    os.close(verdict_w)
-    return pid, verdict_r
-
-
-def _read_verdict(fd, deadline, outputs):
-    data = b""
-    while True:
-        if _wait([fd], deadline, outputs) is None:
+            socket.send_fds(self.ctrl, [json.dumps({"code": code}).encode()], [sock.fileno()])
+        except OSError:
+            return "error", NO_VERDICT
+        if _wait([self.ctrl.fileno()], deadline, outputs) is None:
             return None
-        chunk = os.read(fd, CHUNK)
-        if not chunk:
-            break
-        data += chunk
-    try:
-        verdict = json.loads(data)
-        return verdict["status"], str(verdict["message"])
-    except (ValueError, KeyError, TypeError):
-        return "error", "the test ended without a verdict (it exited or was killed)"
+        try:
+            verdict = json.loads(self.ctrl.recv(65536))
+            return verdict["status"], str(verdict["message"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return "error", NO_VERDICT
+
+    def close(self):
+        self.ctrl.close()
+        _kill(self.pid)
 
 
 def assert_test(proc, code, limit):
@@ -369,15 +376,20 @@ def assert_test(proc, code, limit):
             if proc.timed_out:
                 return _result("timeout", f"exceeded the time limit of {limit:g}s", limit)
             return _result("error", proc.exit_description(), time.monotonic() - start)
-        judge_pid, verdict_fd = _spawn_judge(code, ours, proc.settings)
+        if proc.judge is None:
+            proc.judge = Judge(proc.settings)
+        try:
+            verdict = proc.judge.judge(code, ours, deadline, proc.outputs)
+        except OutputCap:  # the judge is still in this test: it must not answer the next one
+            proc.judge.close()
+            proc.judge = None
+            raise
     finally:
         ours.close()
-    try:
-        verdict = _read_verdict(verdict_fd, deadline, proc.outputs)
-    finally:
-        os.close(verdict_fd)
-        _kill(judge_pid)
     seconds = time.monotonic() - start
+    if verdict is None or verdict[1] == NO_VERDICT:
+        proc.judge.close()  # stuck in the test, or dead: the next test gets a new judge
+        proc.judge = None
     if verdict is None:
         return _result("timeout", f"exceeded the time limit of {limit:g}s", seconds)
     return _result(verdict[0], verdict[1], seconds)
@@ -492,7 +504,7 @@ def run_job(job, raw_settings):
                 res = _result("error", f"output exceeded the cap of {settings.max_output} bytes")
             clock.spend(res["seconds"], res["status"] == "timeout")
             results[i] = res
-            clean = _after_test(proc) and clean
+            _after_test(proc)
     finally:
         clean = _after_job(proc) and clean
         clean = _prepare_dir(settings.jobdir) and _prepare_dir(settings.tmpdir) and clean
@@ -551,29 +563,14 @@ def _kill(pid):
 
 
 def _after_test(proc):
-    """Kill the test's copy of the program and whatever it started."""
-    exits = []
+    """Kill the test's copy of the program with its process group. (A process that left the
+    group can only disturb this program's own later tests, and dies with the job.)"""
     for pid in proc.copies:
-        try:
-            exits.append(os.pidfd_open(pid))
-        except (AttributeError, OSError):
-            pass
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
-    if exits:  # a pidfd turns readable when its process is gone
-        deadline = time.monotonic() + 1.0
-        pending = list(exits)
-        while pending and time.monotonic() < deadline:
-            done = select.select(pending, [], [], deadline - time.monotonic())[0]
-            pending = [fd for fd in pending if fd not in done]
-        for fd in exits:
-            os.close(fd)
     proc.copies.clear()
-    if proc.settings.cleanup == "all":
-        return _sweep(keep={os.getpid(), proc.template.pid, proc.pid})
-    return True
 
 
 def _after_job(proc):
@@ -581,6 +578,8 @@ def _after_job(proc):
         proc.ctrl.close()
     except OSError:
         pass
+    if proc.judge is not None:
+        proc.judge.close()
     if isinstance(proc.pid, int):
         try:
             os.killpg(proc.pid, signal.SIGKILL)
