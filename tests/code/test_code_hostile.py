@@ -159,3 +159,45 @@ def test_broken_container_is_replaced(docker_sandbox):
         assert box.run("x = 1\n", [AssertTest("assert x == 1")])[0].passed
     assert box.restarts == restarts + 1
     assert len(box._workers) == box.pool_size
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "os.setpriority(os.PRIO_PROCESS, pid, 19)",
+        "os.sched_setaffinity(pid, {sorted(os.sched_getaffinity(pid))[0]})",
+        "os.kill(pid, signal.SIGSTOP)",
+    ],
+)
+def test_program_cannot_slow_down_later_programs(docker_sandbox, attack):
+    """A program may renice, pin or stop the runner and the template (same uid): the next
+    program must still run at full speed, so the worker is checked and replaced."""
+    box = docker_sandbox
+    program = (
+        "import os, signal\n"
+        "for p in os.listdir('/proc'):\n"
+        "    if p.isdigit() and int(p) != os.getpid():\n"
+        "        pid = int(p)\n"
+        "        try:\n"
+        f"            {attack}\n"
+        "        except OSError:\n"
+        "            pass\n"
+    )
+    assert box.run(program, [AssertTest("pass")])[0].status in {"pass", "error"}
+    probe = (
+        "import os\n"
+        "others = [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]\n"
+        "nice = [os.getpriority(os.PRIO_PROCESS, p) for p in others]\n"
+        "cpus = [len(os.sched_getaffinity(p)) for p in others]  # no cpuset: all CPUs\n"
+        "states = [open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[0] for p in others]\n"
+    )
+    for _ in range(box.pool_size + 1):
+        out = box.run(
+            probe,
+            [
+                AssertTest("assert nice == [0] * len(nice), nice"),
+                AssertTest("assert cpus == [os.cpu_count()] * len(cpus), cpus"),
+                AssertTest("assert 'T' not in states, states"),
+            ],
+        )
+        assert [o.status for o in out] == ["pass"] * 3, out

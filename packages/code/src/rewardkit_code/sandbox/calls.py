@@ -7,7 +7,8 @@ exits, lines forged on a file descriptor) can reach the verdict:
 - The program's process loads the program once (`program_main`). It is forked from a
   template (`template_main`), an interpreter started fresh with `python3 -I -c <this
   file>` that never holds a test, so the program's memory holds no test either. For each
-  test it forks a copy of the loaded state that answers calls (`serve_calls`).
+  test it forks a copy of the loaded state that answers calls (`serve_calls`); copies
+  are forked several at a time, ahead of their tests.
 - The judge (`judge`, forked from the runner) runs the test code. Every name the test uses
   but does not define (the function under test, a constant, a helper class) is looked up in
   the program's copy and crosses the channel as
@@ -48,6 +49,7 @@ import traceback
 MAX_DEPTH = 64
 MODULE_TYPE = type(sys)
 BUILTIN_NAMES = frozenset(dir(builtins))
+MAX_COPIES = 16  # copies of a loaded program forked at once (each waits for its test)
 FILE_CAP = 16 * 1024 * 1024
 HIGH_FD = 100
 
@@ -376,7 +378,7 @@ def program_main():
     namespace = None
     while True:
         try:
-            data, fds, _, _ = socket.recv_fds(ctrl, 65536, 4)
+            data, fds, _, _ = socket.recv_fds(ctrl, 65536, MAX_COPIES)
         except OSError:
             os._exit(0)
         if not data:
@@ -394,19 +396,31 @@ def program_main():
                 continue
             _send(ctrl, {"loaded": True}, seq)
             continue
-        pid = os.fork()
-        if pid == 0:
-            os.setpgid(0, 0)
-            ctrl.close()
-            if op == "io":
-                _run_io(code, fds)
-            serve_calls(socket.socket(fileno=fds[0]), namespace)
-        for fd in fds:
-            os.close(fd)
-        _send(ctrl, {"pid": pid}, seq)
         if op == "io":
+            pid = os.fork()
+            if pid == 0:
+                os.setpgid(0, 0)
+                ctrl.close()
+                _run_io(code, fds)
+            for fd in fds:
+                os.close(fd)
+            _send(ctrl, {"pid": pid}, seq)
             _, status = os.waitpid(pid, 0)
             _send(ctrl, {"exit": status}, seq)
+            continue
+        pids = []  # "copies": one forked copy of the loaded program per socket
+        for i, fd in enumerate(fds):
+            pid = os.fork()
+            if pid == 0:
+                os.setpgid(0, 0)
+                ctrl.close()
+                for other in fds[:i] + fds[i + 1 :]:
+                    os.close(other)
+                serve_calls(socket.socket(fileno=fd), namespace)
+            pids.append(pid)
+        for fd in fds:
+            os.close(fd)
+        _send(ctrl, {"pids": pids}, seq)
 
 
 def _reap():

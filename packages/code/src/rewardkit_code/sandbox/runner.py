@@ -50,6 +50,7 @@ import time
 CHUNK = 65536
 STDERR_CAP = 16384
 MIN_RUN = 0.01  # with less than this left of the budget, a test is skipped
+MAX_COPIES = 16  # copies of the loaded program forked at once (calls.MAX_COPIES)
 NO_VERDICT = "the test ended without a verdict (it exited or was killed)"
 CALLS = {"__name__": "calls"}  # calls.py, executed at start (the judge side is used here)
 SIGNAL_HINTS = {9: " (memory limit?)", 24: " (CPU time limit)", 25: " (file size limit)"}
@@ -175,6 +176,12 @@ class Template:
                 return reply
         return None
 
+    def gone(self):
+        try:
+            return os.waitpid(self.pid, os.WNOHANG)[0] != 0
+        except ChildProcessError:
+            return True
+
     def close(self):
         self.ctrl.close()
         _kill(self.pid)
@@ -188,7 +195,7 @@ def template(settings):
     global _TEMPLATE
     if _TEMPLATE is not None:
         try:
-            os.kill(_TEMPLATE.pid, 0)
+            os.kill(_TEMPLATE.pid, signal.SIGCONT)  # a program may have stopped it
             alive = os.waitpid(_TEMPLATE.pid, os.WNOHANG)[0] == 0
         except (OSError, ChildProcessError):
             alive = False
@@ -238,7 +245,8 @@ class ProgramProcess:
         self.pid = reply.get("pid") if reply else None
         self.out = Output(out_r, settings.max_output)
         self.err = Output(err_r)
-        self.copies = []  # pids of the program's forked copies, for cleanup
+        self.copies = []  # pids of the copies that ran a test, killed after it
+        self.spare = []  # (pid, socket) of copies forked ahead, waiting for their tests
         self.judge = None  # the judge of its assert tests, forked for the first one
         self.status = None
         self.seq = 0
@@ -364,18 +372,33 @@ class Judge:
         _kill(self.pid)
 
 
-def assert_test(proc, code, limit):
+def _fork_copies(proc, count, deadline):
+    """Have the program's process fork `count` copies of the loaded program, each waiting on
+    its own socket; False if it did not answer in time or named processes not its own."""
+    pairs = [socket.socketpair() for _ in range(count)]
+    seq = proc.send({"op": "copies"}, [theirs.fileno() for _, theirs in pairs])
+    for _, theirs in pairs:
+        theirs.close()
+    reply = proc.receive(deadline, seq)
+    pids = reply.get("pids") if reply else None
+    if not isinstance(pids, list) or len(pids) != count or not all(map(proc.is_copy, pids)):
+        for ours, _ in pairs:
+            ours.close()
+        return False
+    proc.spare = [(pid, ours) for pid, (ours, _) in zip(pids, pairs)]
+    return True
+
+
+def assert_test(proc, code, limit, tests_left):
     start = time.monotonic()
     deadline = start + limit
-    ours, theirs = socket.socketpair()
+    if not proc.spare and not _fork_copies(proc, min(tests_left, MAX_COPIES), deadline):
+        if proc.timed_out:
+            return _result("timeout", f"exceeded the time limit of {limit:g}s", limit)
+        return _result("error", proc.exit_description(), time.monotonic() - start)
+    pid, ours = proc.spare.pop(0)
+    proc.copies.append(pid)
     try:
-        seq = proc.send({"op": "assert"}, [theirs.fileno()])
-        theirs.close()
-        reply = proc.receive(deadline, seq)
-        if reply is None or not proc.note_copy(reply):
-            if proc.timed_out:
-                return _result("timeout", f"exceeded the time limit of {limit:g}s", limit)
-            return _result("error", proc.exit_description(), time.monotonic() - start)
         if proc.judge is None:
             proc.judge = Judge(proc.settings)
         try:
@@ -499,7 +522,8 @@ def run_job(job, raw_settings):
                 if test["kind"] == "io":
                     res = io_test(proc, test.get("stdin", ""), limit)
                 else:
-                    res = assert_test(proc, test["code"], limit)
+                    left = sum(1 for k in order[order.index(i) :] if tests[k]["kind"] != "io")
+                    res = assert_test(proc, test["code"], limit, left)
             except OutputCap:
                 res = _result("error", f"output exceeded the cap of {settings.max_output} bytes")
             clock.spend(res["seconds"], res["status"] == "timeout")
@@ -580,6 +604,10 @@ def _after_job(proc):
         pass
     if proc.judge is not None:
         proc.judge.close()
+    for pid, ours in proc.spare:
+        ours.close()
+        proc.copies.append(pid)
+    _after_test(proc)
     if isinstance(proc.pid, int):
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -587,13 +615,33 @@ def _after_job(proc):
             pass
         if proc.status is None:
             proc.template.request({"op": "reap", "pid": proc.pid}, time.monotonic() + 5)
-    clean = True
+    # a program of the same uid may have lowered the priority of the runner or the
+    # template (which it cannot undo): then the worker is replaced, or later programs
+    # would run slower and time out where others do not
+    clean = _scheduling(os.getpid()) == BASELINE and (
+        proc.template.gone() or _scheduling(proc.template.pid) == BASELINE
+    )
     if proc.settings.cleanup == "all":
-        clean = _sweep(keep={os.getpid(), proc.template.pid})
+        clean = _sweep(keep={os.getpid(), proc.template.pid}) and clean
     _reap()
     for o in proc.outputs:
         os.close(o.fd)
     return clean
+
+
+def _scheduling(pid):
+    """Nice value, scheduling policy and CPU affinity of a process."""
+    try:
+        return (
+            os.getpriority(os.PRIO_PROCESS, pid),
+            os.sched_getscheduler(pid),
+            sorted(os.sched_getaffinity(pid)),
+        )
+    except OSError:
+        return None
+
+
+BASELINE = None  # the runner's own scheduling at start
 
 
 def _sweep(keep):
@@ -666,7 +714,7 @@ def _prepare_dir(path):
 
 
 def main():
-    global CALLS_SOURCE
+    global CALLS_SOURCE, BASELINE
     raw_settings = json.loads(sys.argv[1])
     CALLS_SOURCE = sys.argv[2]
     exec(compile(CALLS_SOURCE, "calls.py", "exec"), CALLS)
@@ -678,6 +726,7 @@ def main():
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     CALLS["set_dumpable"](0)
+    BASELINE = _scheduling(os.getpid())
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.makedirs(raw_settings["tmpdir"], exist_ok=True)
 
