@@ -29,16 +29,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent
-SETTINGS = dict(
-    prompts=16,
-    generations=8,
-    max_completion_length=5,
-    learning_rate=1e-4,
-    loss_type="dapo",
-    temperature=1.0,
-    seed=0,
-    beta=0.0,
-)
+SETTINGS = dict(prompts=16, generations=8, max_completion_length=5, learning_rate=1e-4,
+                loss_type="dapo", temperature=1.0, seed=0, beta=0.0)
 
 
 def warm_start(model_dir: Path, steps: int) -> None:
@@ -66,16 +58,9 @@ class GreedyEval:
 
         backend = HFGenerate(lambda: model, self.tokenizer)
         ids = [self.tokenizer(r["prompt"])["input_ids"] for r in self.rows]
-        samples = single_turn_rollout(
-            backend,
-            self.tokenizer,
-            self.rows,
-            ids,
-            [r["prompt"] for r in self.rows],
-            1,
-            SETTINGS["max_completion_length"],
-            greedy=True,
-        )
+        samples = single_turn_rollout(backend, self.tokenizer, self.rows, ids,
+                                      [r["prompt"] for r in self.rows], 1,
+                                      SETTINGS["max_completion_length"], greedy=True)
         return sum(o.score for o in exact_answer(samples)) / len(samples)
 
 
@@ -87,25 +72,14 @@ def run_rewardkit(model_dir: str, steps: int, eval_every: int) -> dict:
 
     s = SETTINGS
     config = GRPOConfig(
-        model=model_dir,
-        task="core.arith",
+        model=model_dir, task="core.arith",
         task_options={"digits": 2, "operators": "+", "train_size": 7000},
-        rewards=[{"name": "core.exact_answer"}],
-        prompts_per_step=s["prompts"],
-        num_generations=s["generations"],
-        max_completion_length=s["max_completion_length"],
-        learning_rate=s["learning_rate"],
-        loss_type=s["loss_type"],
-        beta=s["beta"],
-        temperature=s["temperature"],
-        seed=s["seed"],
-        max_steps=steps,
-        report_to=[],
-        progress=False,
-        log_completions_every=0,
-        output_dir=tempfile.mkdtemp(),
-        adam_betas=[0.9, 0.999],
-        max_grad_norm=1.0,
+        rewards=[{"name": "core.exact_answer"}], prompts_per_step=s["prompts"],
+        num_generations=s["generations"], max_completion_length=s["max_completion_length"],
+        learning_rate=s["learning_rate"], loss_type=s["loss_type"], beta=s["beta"],
+        temperature=s["temperature"], seed=s["seed"], max_steps=steps, report_to=[],
+        progress=False, log_completions_every=0, output_dir=tempfile.mkdtemp(),
+        adam_betas=[0.9, 0.999], max_grad_norm=1.0,
     )
     model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -119,15 +93,10 @@ def run_rewardkit(model_dir: str, steps: int, eval_every: int) -> dict:
         if trainer.step % eval_every == 0:
             curve.append((wall, evaluate(trainer.model)))
     tokens = [m["completion_length"] * s["prompts"] * s["generations"] for m in steps_out]
-    return {
-        "step_times": [m["time/step"] for m in steps_out],
-        "completion_tokens": tokens,
-        "breakdown": {
-            k: [m[f"time/{k}"] for m in steps_out]
-            for k in ("generate", "score", "forward_backward", "optimizer")
-        },
-        "curve": curve,
-    }
+    return {"step_times": [m["time/step"] for m in steps_out], "completion_tokens": tokens,
+            "breakdown": {k: [m[f"time/{k}"] for m in steps_out] for k in
+                          ("generate", "score", "forward_backward", "optimizer")},
+            "curve": curve}
 
 
 def run_trl(model_dir: str, steps: int, eval_every: int) -> dict:
@@ -142,29 +111,13 @@ def run_trl(model_dir: str, steps: int, eval_every: int) -> dict:
     rows = Arithmetic(digits=2, operators="+", train_size=7000).rows("train")
     dataset = Dataset.from_list([{"prompt": r["prompt"], "answer": r["answer"]} for r in rows])
     args = GRPOConfig(
-        output_dir=tempfile.mkdtemp(),
-        per_device_train_batch_size=s["prompts"] * s["generations"],
-        gradient_accumulation_steps=1,
-        num_generations=s["generations"],
-        max_completion_length=s["max_completion_length"],
-        learning_rate=s["learning_rate"],
-        loss_type=s["loss_type"],
-        beta=s["beta"],
-        temperature=s["temperature"],
-        seed=s["seed"],
-        max_steps=steps,
-        report_to=[],
-        logging_steps=1,
-        save_strategy="no",
-        use_cpu=True,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        adam_beta1=0.9,
-        adam_beta2=0.999,
-        disable_dropout=True,
-        dataloader_num_workers=0,
+        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=s["prompts"] * s["generations"],
+        gradient_accumulation_steps=1, num_generations=s["generations"],
+        max_completion_length=s["max_completion_length"], learning_rate=s["learning_rate"],
+        loss_type=s["loss_type"], beta=s["beta"], temperature=s["temperature"], seed=s["seed"],
+        max_steps=steps, report_to=[], logging_steps=1, save_strategy="no", use_cpu=True,
+        lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+        adam_beta1=0.9, adam_beta2=0.999, disable_dropout=True, dataloader_num_workers=0,
     )
     model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -184,20 +137,12 @@ def run_trl(model_dir: str, steps: int, eval_every: int) -> dict:
             if state.global_step % eval_every == 0:
                 record["curve"].append((self.wall, evaluate(model)))
 
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=[as_trl_reward_func(exact_answer)],
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        callbacks=[Clock()],
-    )
+    trainer = GRPOTrainer(model=model, reward_funcs=[as_trl_reward_func(exact_answer)],
+                          args=args, train_dataset=dataset, processing_class=tokenizer,
+                          callbacks=[Clock()])
     trainer.train()
-    lengths = [
-        h["completions/mean_length"]
-        for h in trainer.state.log_history
-        if "completions/mean_length" in h
-    ]
+    lengths = [h["completions/mean_length"] for h in trainer.state.log_history
+               if "completions/mean_length" in h]
     record["completion_tokens"] = [n * s["prompts"] * s["generations"] for n in lengths]
     return record
 
@@ -224,10 +169,8 @@ def summarize(runs: list[dict]) -> dict:
         "start_accuracy": [r["curve"][0][1] for r in runs],
     }
     if "breakdown" in runs[0]:
-        parts = {
-            k: statistics.mean(v for r in runs for v in r["breakdown"][k][1:])
-            for k in runs[0]["breakdown"]
-        }
+        parts = {k: statistics.mean(v for r in runs for v in r["breakdown"][k][1:])
+                 for k in runs[0]["breakdown"]}
         out["breakdown_mean_s"] = parts
         model_time = parts["generate"] + parts["forward_backward"] + parts["optimizer"]
         out["framework_overhead_s"] = out["mean_step_s"] - model_time
@@ -257,20 +200,9 @@ def main() -> None:
         order = ["rewardkit", "trl"] if k % 2 == 0 else ["trl", "rewardkit"]
         for name in order:
             out = work / f"{name}-{k}.json"
-            cmd = [
-                sys.executable,
-                __file__,
-                "--worker",
-                name,
-                "--model-dir",
-                str(model_dir),
-                "--steps",
-                str(args.steps),
-                "--eval-every",
-                str(args.eval_every),
-                "--out",
-                str(out),
-            ]
+            cmd = [sys.executable, __file__, "--worker", name, "--model-dir", str(model_dir),
+                   "--steps", str(args.steps), "--eval-every", str(args.eval_every),
+                   "--out", str(out)]
             t = time.perf_counter()
             subprocess.run(cmd, check=True)
             print(f"round {k} {name}: {time.perf_counter() - t:.0f} s", flush=True)
@@ -278,19 +210,10 @@ def main() -> None:
     ours, trl = summarize(runs["rewardkit"]), summarize(runs["trl"])
     result = {
         "command": "uv run --no-sync python bench/grpo_vs_trl.py " + " ".join(sys.argv[1:]),
-        "settings": {
-            **SETTINGS,
-            "steps": args.steps,
-            "rounds": args.rounds,
-            "warm_start_steps": args.warm_steps,
-            "model": "llama 4x128, char tokenizer",
-        },
-        "machine": {
-            "cpu_count": __import__("os").cpu_count(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "trl": __import__("trl").__version__,
-        },
+        "settings": {**SETTINGS, "steps": args.steps, "rounds": args.rounds,
+                     "warm_start_steps": args.warm_steps, "model": "llama 4x128, char tokenizer"},
+        "machine": {"cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
+                    "torch": torch.__version__, "trl": __import__("trl").__version__},
         "rewardkit": ours,
         "trl": trl,
         "speedup_step_time": trl["median_step_s"] / ours["median_step_s"],
