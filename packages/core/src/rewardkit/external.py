@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rewardkit.registry import REWARDS, TASKS
 from rewardkit.rewards.base import build_reward
-from rewardkit.rewards.scoring import WeightedReward
+from rewardkit.rewards.scoring import Scorer, WeightedReward
 from rewardkit.tasks.base import RewardSpec
 from rewardkit.types import RewardOutput, Sample, Turn
 
@@ -155,3 +156,25 @@ def parse_options(items: Iterable[str]) -> dict[str, dict[str, Any]]:
             raise ValueError(f"an option is written REWARD.KEY=VALUE, got {item!r}")
         options.setdefault(name, {})[option] = yaml.safe_load(value)
     return options
+
+
+_SCORERS: dict[str, Scorer] = {}
+_SCORERS_LOCK = threading.Lock()
+
+
+def cached_scorer(
+    specs: Sequence[RewardSpec],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    timeout: float | None = 60.0,
+) -> Scorer:
+    """A Scorer for a reward set, built once per process (rewards such as the sandbox or a
+    reward model are expensive to build) and reused by later calls with the same set."""
+    key = json.dumps(
+        [[s.name, s.weight, s.options] for s in specs] + [options or {}, timeout],
+        sort_keys=True,
+        default=str,
+    )
+    with _SCORERS_LOCK:
+        if key not in _SCORERS:
+            _SCORERS[key] = Scorer(build_reward_set(specs, options), timeout=timeout)
+        return _SCORERS[key]
