@@ -92,8 +92,10 @@ class RewardService:
 
     def scorer(self, key: tuple[tuple[str, float], ...]) -> Scorer:
         if key not in self.scorers:
-            if len(self.scorers) >= self.max_scorers:  # forget the oldest weighting
-                self.scorers.pop(next(iter(self.scorers))).close()
+            if len(self.scorers) >= self.max_scorers:
+                # forget the oldest weighting; not closed, as a request may still use it
+                # (its idle threads end when it is collected)
+                self.scorers.pop(next(iter(self.scorers)))
             weighted = [
                 WeightedReward(n, self.rewards[n].reward, w, self.rewards[n].timeout)
                 for n, w in key
