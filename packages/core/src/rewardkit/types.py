@@ -26,8 +26,9 @@ class Turn:
     end: int
     action: str = ""
     observation: str = ""
-    state: Any = None  # hashable environment state (for SALT / GiGPO), when known
+    state: Any = None  # hashable environment state before the action (SALT / GiGPO), when known
     reward: float = 0.0
+    next_state: Any = None  # the environment state after the action, when known
 
 
 @dataclass

@@ -218,7 +218,7 @@ def multi_turn_rollout(
             e["info"] = result.info
             obs_ids = [] if result.done else encode(result.observation)
             e["turns"].append(Turn(start, start + len(ids), action, result.observation, state,
-                                   result.reward))
+                                   result.reward, e["env"].state()))
             e["ids"] += obs_ids
             e["mask"] += [0] * len(obs_ids)
             if result.done:
