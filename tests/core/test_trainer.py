@@ -163,6 +163,9 @@ def test_interrupted_run_resumes_with_identical_metrics(tmp_path):
     interrupted.train_step = crash_after_three
     with pytest.raises(KeyboardInterrupt):
         interrupted.train()
+    # the periodic save at step 2 wrote a checkpoint, not <output_dir>/final
+    assert (tmp_path / "b" / "run" / "checkpoint-2").is_dir()
+    assert not (tmp_path / "b" / "run" / "final").exists()
     resumed = GRPOTrainer(tiny_config(tmp_path / "b", max_steps=4, resume_from="latest"))
     assert resumed.step == 2
     history = resumed.train()
@@ -173,6 +176,35 @@ def test_interrupted_run_resumes_with_identical_metrics(tmp_path):
 
     for step in (3, 4):
         assert by_step(history, step) == pytest.approx(by_step(full, step), rel=1e-6, abs=1e-7)
+
+
+def test_final_model_is_written_at_the_end_only_and_reward_threads_are_closed(tmp_path):
+    import threading
+    import time
+
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    trainer = GRPOTrainer(tiny_config(tmp_path, max_steps=2, save_every=1))
+
+    def reward_threads():  # this trainer's scorer's threads
+        prefix = trainer.scorer.thread_name + "_"
+        return [t for t in threading.enumerate() if t.name.startswith(prefix)]
+
+    trainer.train()
+    out = tmp_path / "run"
+    assert (out / "checkpoint-1").is_dir() and (out / "checkpoint-2").is_dir()
+    from safetensors.torch import load_file
+
+    final = load_file(out / "final" / "model.safetensors")
+    trained = trainer.accelerator.unwrap_model(trainer.model).state_dict()
+    assert all(torch.equal(final[k], trained[k]) for k in final)  # the end of the run
+    deadline = time.monotonic() + 5
+    while reward_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not reward_threads(), "the scorer's thread pool outlived the run"
+    assert trainer.evaluate() >= 0.0  # a later evaluation starts its threads again
+    assert reward_threads()
+    trainer.scorer.close()
 
 
 def test_resume_from_a_missing_checkpoint_is_a_clear_error(tmp_path):

@@ -58,7 +58,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rewardkit.trainer.trainer import GRPOTrainer
 
     trainer = GRPOTrainer(config, components=parts)
-    accuracy = trainer.evaluate(args.split)
+    with trainer.scorer:
+        accuracy = trainer.evaluate(args.split)
     print(f"{config.task} [{args.split}] greedy accuracy of {config.model}: {accuracy:.3f} "
           f"over {min(config.eval_size, len(parts.task.rows(args.split)))} rows")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -89,7 +90,9 @@ class Scorer:
         self.rewards = rewards
         self.timeout = timeout
         self.on_error = on_error
-        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="reward")
+        self.max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self.thread_name = f"reward-{next(_SCORERS)}"  # this scorer's threads
         self.error_counts: dict[str, int] = {r.name: 0 for r in rewards}  # over the run
 
     def __call__(self, samples: list[Sample]) -> ScoreResult:
@@ -190,8 +193,27 @@ class Scorer:
                         out[f"reward/{r.name}/{key}"] = float(value)
         return out
 
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The threads that run sync rewards: started on first use, again after `close`."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix=self.thread_name)
+        return self._pool
+
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the reward threads (a hung reward's thread is not waited for)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_SCORERS = itertools.count()
 
 
 class _NonFinite(RewardError):

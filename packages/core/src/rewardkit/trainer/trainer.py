@@ -390,32 +390,33 @@ class GRPOTrainer:
     def train(self) -> list[dict[str, float]]:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        c = self.config
-        if self.step == 0:
-            self._log({"eval/accuracy": self.evaluate(), **self.evaluate_task("before")})
-        columns = [TextColumn("GRPO"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
-        show = c.progress and dist.is_main()
-        with Progress(*columns, disable=not show) as bar:
-            job = bar.add_task("train", total=c.max_steps, completed=self.step, info="")
-            while self.step < c.max_steps:
-                metrics = self.train_step()
-                if c.eval_every and self.step % c.eval_every == 0 and self.step < c.max_steps:
-                    metrics["eval/accuracy"] = self.evaluate()
-                self._log(metrics)
-                info = f"reward {metrics['reward/total/mean']:.3f}"
-                if "eval/accuracy" in metrics:
-                    info += f"  acc {metrics['eval/accuracy']:.3f}"
-                bar.update(job, completed=self.step, info=info)
-                if c.save_every and self.step % c.save_every == 0:
-                    self.save_checkpoint()
-        self._log({"eval/accuracy": self.evaluate(), **self.evaluate_task("after")})
-        self.save_checkpoint()
-        if dist.is_main():
-            plot_history(self.history, self.output_dir / "training.png",
-                         f"{c.task} — {c.advantage}", self.parts.accuracy_reward)
-        self.accelerator.end_training()
-        return self.history
+        with self.scorer:  # its reward threads end with the run, also on an error
+            c = self.config
+            if self.step == 0:
+                self._log({"eval/accuracy": self.evaluate(), **self.evaluate_task("before")})
+            columns = [TextColumn("GRPO"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                       TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
+            show = c.progress and dist.is_main()
+            with Progress(*columns, disable=not show) as bar:
+                job = bar.add_task("train", total=c.max_steps, completed=self.step, info="")
+                while self.step < c.max_steps:
+                    metrics = self.train_step()
+                    if c.eval_every and self.step % c.eval_every == 0 and self.step < c.max_steps:
+                        metrics["eval/accuracy"] = self.evaluate()
+                    self._log(metrics)
+                    info = f"reward {metrics['reward/total/mean']:.3f}"
+                    if "eval/accuracy" in metrics:
+                        info += f"  acc {metrics['eval/accuracy']:.3f}"
+                    bar.update(job, completed=self.step, info=info)
+                    if c.save_every and self.step % c.save_every == 0:
+                        self.save_checkpoint()
+            self._log({"eval/accuracy": self.evaluate(), **self.evaluate_task("after")})
+            self.save_checkpoint(final=True)
+            if dist.is_main():
+                plot_history(self.history, self.output_dir / "training.png",
+                             f"{c.task} — {c.advantage}", self.parts.accuracy_reward)
+            self.accelerator.end_training()
+            return self.history
 
     def _log(self, metrics: dict[str, float]) -> None:
         row = {"step": self.step, **metrics}
@@ -427,15 +428,19 @@ class GRPOTrainer:
             self.accelerator.log(metrics, step=self.step)
 
     # -- checkpoints ---------------------------------------------------------------------
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self, final: bool = False) -> Path:
+        """checkpoint-<step>/ (resumable state); with `final`, also the trained model and
+        tokenizer in <output_dir>/final (only at the end of training, so a periodic save
+        never replaces the model of a finished run)."""
         path = self.output_dir / f"checkpoint-{self.step}"
         self.accelerator.save_state(str(path))
         if dist.is_main():
             state = {"step": self.step, "stream": self.stream.state_dict(), "history": self.history}
             (path / "trainer_state.json").write_text(json.dumps(state, default=float))
-            model = self.accelerator.unwrap_model(self.model)
-            model.save_pretrained(self.output_dir / "final")
-            self.tokenizer.save_pretrained(self.output_dir / "final")
+            if final:
+                model = self.accelerator.unwrap_model(self.model)
+                model.save_pretrained(self.output_dir / "final")
+                self.tokenizer.save_pretrained(self.output_dir / "final")
         dist.barrier()
         return path
 
