@@ -57,6 +57,13 @@ def test_wrong_type_names_the_key():
 def test_reward_specs_are_checked():
     with pytest.raises(ConfigError, match=r"rewards\[0\] has unknown keys \['wieght'\]"):
         GRPOConfig(rewards=[{"name": "core.exact_answer", "wieght": 2}])
+    # a transform's settings outside `options` were silently dropped
+    with pytest.raises(ConfigError, match=r"rewards\[0\]\.transform has unknown keys \['k'\]"):
+        GRPOConfig(rewards=[{"name": "core.exact_answer", "transform": {"name": "par", "k": 2}}])
+    with pytest.raises(ConfigError, match="must be a name or a mapping"):
+        GRPOConfig(rewards=[{"name": "core.exact_answer", "transform": {"options": {}}}])
+    GRPOConfig(rewards=[{"name": "core.exact_answer", "transform": {"name": "par",
+                                                                    "options": {"k": 2}}}])
 
 
 def test_yaml_then_overrides_then_task_defaults(tmp_path):

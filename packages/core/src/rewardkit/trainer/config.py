@@ -150,6 +150,20 @@ class GRPOConfig:
                         f"rewards[{i}] has unknown keys {sorted(extra)}; allowed: name, weight, "
                         f"options, transform"
                     )
+                transform = spec.get("transform")
+                if transform is None or isinstance(transform, str):
+                    continue
+                if not isinstance(transform, dict) or "name" not in transform:
+                    raise ConfigError(
+                        f"rewards[{i}].transform must be a name or a mapping with a 'name', "
+                        f"got {transform!r}"
+                    )
+                extra = set(transform) - {"name", "options"}
+                if extra:
+                    raise ConfigError(
+                        f"rewards[{i}].transform has unknown keys {sorted(extra)}; allowed: "
+                        f"name, options (a transform's own settings go under options)"
+                    )
         if self.dynamic_sampling and self.num_generations < 2:
             raise ConfigError("dynamic_sampling needs num_generations >= 2")
         bad = set(self.report_to) - {"jsonl", "tensorboard", "wandb"}
