@@ -234,7 +234,8 @@ if "test.even_only" not in REWARDS._builtins:
 def test_dynamic_sampling_keeps_only_groups_whose_rewards_vary(tmp_path):
     from rewardkit.trainer.trainer import GRPOTrainer
 
-    config = tiny_config(tmp_path, rewards=[{"name": "test.even_only"}], dynamic_sampling=True,
+    config = tiny_config(tmp_path, rewards=[{"name": "test.even_only"}],
+                         group_filter="zero_variance",
                          prompts_per_step=3, max_resample_rounds=8, max_completion_length=6)
     trainer = GRPOTrainer(config)
     samples, scored, stats = trainer.sample_and_score()
@@ -245,5 +246,36 @@ def test_dynamic_sampling_keeps_only_groups_whose_rewards_vary(tmp_path):
         idx = [i for i, s in enumerate(samples) if s.group == g]
         assert scored.total[idx].std() > 0
     assert scored.raw["test.even_only"] == scored.total.tolist()
-    assert stats["dynamic_sampling/groups_kept"] == 3
-    assert stats["dynamic_sampling/rounds"] >= 1 or stats["frac_zero_variance_groups"] == 0
+    assert stats["group_filter/groups_kept"] == 3
+    assert stats["group_filter/rounds"] >= 1 or stats["frac_zero_variance_groups"] == 0
+    with pytest.raises(ConfigError, match="replaced: use `group_filter: zero_variance`"):
+        GRPOConfig.from_dict({"dynamic_sampling": True})
+
+
+def test_fill_batch_checks_what_a_filter_returns():
+    from rewardkit.filters import fill_batch
+    from rewardkit.rewards.scoring import ScoreResult
+    from rewardkit.types import Sample
+
+    samples = [Sample("p", "c", group=i // 2) for i in range(4)]
+    scored = ScoreResult(torch.tensor([0.0, 1.0, 2.0, 2.0]), {"r": [0.0, 1.0, 2.0, 2.0]}, [None] * 4)
+
+    def draw(offset):
+        return [Sample("p", "c", group=offset + s.group) for s in samples], scored
+
+    def half(samples, scored):
+        return torch.tensor([True, False, True, True])
+
+    with pytest.raises(ValueError, match="kept part of group 0"):
+        fill_batch(draw, half, 2, 0)
+    with pytest.raises(ValueError, match=r"must return a \(4,\) bool tensor"):
+        fill_batch(draw, lambda s, r: torch.ones(4), 2, 0)
+    # zero variance: group 0 (0, 1) varies, group 1 (2, 2) does not; two rounds fill 2 groups
+    from rewardkit.filters import ZeroVariance
+
+    kept, result, stats = fill_batch(draw, ZeroVariance(), 2, 3)
+    assert [s.group for s in kept] == [0, 0, 2, 2] and stats["group_filter/rounds"] == 1
+    assert result.total.tolist() == [0.0, 1.0, 0.0, 1.0]
+    # nothing passes: the last round, unfiltered and counted
+    kept, _, stats = fill_batch(draw, lambda s, r: torch.zeros(4, dtype=torch.bool), 2, 1)
+    assert len(kept) == 4 and stats["group_filter/unfiltered"] == 1.0

@@ -142,3 +142,66 @@ def test_prime_step_updates_the_prm_where_asked(when):
     assert not torch.allclose(old, new)  # the PRM was updated either way
     expected = new if when == "before" else old  # scored by the updated PRM, or by the old one
     assert torch.allclose(advantages, expected, atol=1e-6)
+
+
+# -- PRIME's accuracy band on the policy's prompts (a group filter) -------------------------
+
+
+def test_accuracy_band_filter_by_hand():
+    from rewardkit.registry import GROUP_FILTERS
+    from rewardkit.rewards.scoring import ScoreResult
+    from rewardkit_math.prime import AccuracyBand
+
+    assert GROUP_FILTERS.get("math.accuracy_band") is AccuracyBand
+    # groups of 4: accuracies 0/4, 1/4, 3/4, 4/4 -> the band (0.2, 0.8) keeps 1/4 and 3/4
+    acc = [0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1]
+    samples = [Sample("q", "c", group=i // 4) for i in range(16)]
+    scored = ScoreResult(torch.zeros(16), {"math.accuracy": acc, "other": [0.5] * 16}, [])
+    keep = AccuracyBand()(samples, scored)
+    assert keep.tolist() == [False] * 4 + [True] * 8 + [False] * 4
+    assert AccuracyBand(low=0.5)(samples, scored).tolist() == [False] * 8 + [True] * 4 + [False] * 4
+    with pytest.raises(ValueError, match="rewards are \\['math.accuracy', 'other'\\]"):
+        AccuracyBand(reward="math.nope")(samples, scored)
+    with pytest.raises(ValueError, match="low < high"):
+        AccuracyBand(low=0.8, high=0.2)
+
+
+def first_k_right(samples):
+    """A stand-in verifier: in each group the first (answer mod 5) samples are right, so a
+    group of 4 has accuracy min(answer mod 5, 4) / 4."""
+    seen: dict[int, int] = {}
+    out = []
+    for s in samples:
+        k = seen.get(s.group, 0)
+        seen[s.group] = k + 1
+        out.append(1.0 if k < int(s.meta["answer"]) % 5 else 0.0)
+    return out
+
+
+def test_the_trainer_keeps_only_prompts_inside_the_band(tmp_path):
+    """PRIME Algorithm 1 on the policy side: every group the step trains on has accuracy
+    strictly inside (0.2, 0.8); the trainer samples more prompts to refill the batch."""
+    from rewardkit.registry import REWARDS
+    from rewardkit.trainer.config import GRPOConfig
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    if "test.first_k_right" not in REWARDS._builtins:
+        REWARDS.register("test.first_k_right", first_k_right)
+    config = GRPOConfig(
+        model="tiny", tiny_model={"num_layers": 1, "hidden_size": 32, "num_heads": 2},
+        task="core.arith", prompts_per_step=3, num_generations=4, max_completion_length=3,
+        rewards=[{"name": "test.first_k_right"}], group_filter="math.accuracy_band",
+        group_filter_options={"reward": "test.first_k_right"}, max_resample_rounds=20,
+        output_dir=str(tmp_path), report_to=[], progress=False,
+    )
+    trainer = GRPOTrainer(config)
+    for _ in range(2):
+        samples, scored, stats = trainer.sample_and_score()
+        groups = sorted({s.group for s in samples})
+        assert len(groups) == 3 and len(samples) == 12 and stats["group_filter/unfiltered"] == 0
+        for g in groups:
+            idx = [i for i, s in enumerate(samples) if s.group == g]
+            accuracy = sum(scored.raw["test.first_k_right"][i] for i in idx) / len(idx)
+            assert 0.2 < accuracy < 0.8
+            assert int(samples[idx[0]].meta["answer"]) % 5 in (1, 2, 3)
+    trainer.scorer.close()

@@ -165,7 +165,7 @@ def test_shipped_configs_load(name):
 
     root = Path(__file__).resolve().parents[2]
     config = load(str(root / "configs" / "recsys" / name), [])
-    assert config.advantage == "recsys.bgae" and config.dynamic_sampling
+    assert config.advantage == "recsys.bgae" and config.group_filter == "zero_variance"
     assert config.tiny_model["max_position_embeddings"] >= config.max_prompt_length + 256
     data_keys = {"mode", "levels", "codes_per_level", "embedding", "id_map", "max_train_rows"}
     stages = {k: v for k, v in config.task_options.items() if k not in data_keys}

@@ -74,11 +74,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result["accuracy_after_grpo"] >= result["accuracy_before_grpo"] else 1
 
 
+def _registries():
+    from rewardkit.registry import ALL_REGISTRIES
+
+    return ALL_REGISTRIES
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="show installed rewards, estimators, transforms and tasks")
-    p.add_argument("--kind", choices=["reward", "advantage", "transform", "task"])
+    p = sub.add_parser("list", help="show installed rewards, estimators, transforms, tasks, ...")
+    p.add_argument("--kind", choices=[r.kind for r in _registries()])
     p.set_defaults(func=cmd_list)
     for name, func, text in (
         ("train", cmd_train, "train with GRPO from a YAML config and/or key=value settings"),

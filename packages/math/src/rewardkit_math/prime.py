@@ -139,6 +139,28 @@ def accuracy_filter(
     return (accuracy > low) & (accuracy < high)
 
 
+class AccuracyBand:
+    """Group filter `math.accuracy_band`: PRIME's online prompt filter on the policy side
+    (Cui et al. 2025, Algorithm 1: "filter prompts by accuracy"). A prompt's accuracy is the
+    mean of its samples' `reward` scores (the verifier, 0/1); the trainer keeps the groups
+    with low < accuracy < high and samples more prompts to refill the batch
+    (`group_filter: math.accuracy_band`, `group_filter_options: {low, high, reward}`)."""
+
+    def __init__(self, low: float = 0.2, high: float = 0.8, reward: str = "math.accuracy"):
+        accuracy_filter(torch.zeros(1), torch.zeros(1, dtype=torch.long), low, high)  # checks
+        self.low, self.high, self.reward = float(low), float(high), reward
+
+    def __call__(self, samples, scored) -> torch.Tensor:
+        if self.reward not in scored.raw:
+            raise ValueError(
+                f"math.accuracy_band reads reward {self.reward!r}, which this run does not "
+                f"have; its rewards are {sorted(scored.raw)} (set group_filter_options.reward)"
+            )
+        scores = torch.tensor(scored.raw[self.reward], dtype=torch.float64)
+        groups = torch.tensor([s.group for s in samples])
+        return accuracy_filter(scores, groups, self.low, self.high)
+
+
 @runtime_checkable
 class OnlinePRM(Protocol):
     """What PRIME needs from a PRM trained during RL: one update on a scored batch

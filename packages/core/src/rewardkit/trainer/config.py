@@ -21,6 +21,9 @@ class ConfigError(ValueError):
     """A config key or value is invalid."""
 
 
+RENAMED = {"dynamic_sampling": "use `group_filter: zero_variance` (DAPO's dynamic sampling)"}
+
+
 @dataclass
 class GRPOConfig:
     # what to train, on what
@@ -48,7 +51,9 @@ class GRPOConfig:
     # scoring
     reward_timeout: float = 60.0
     on_reward_error: Literal["raise", "zero"] = "raise"
-    dynamic_sampling: bool = False  # DAPO: drop zero-variance groups and sample more
+    group_filter: str | None = None  # keep only some prompt groups and sample more, e.g.
+    # zero_variance (DAPO's dynamic sampling) or math.accuracy_band (PRIME); see rewardkit.filters
+    group_filter_options: dict[str, Any] = field(default_factory=dict)
     max_resample_rounds: int = 3
 
     # objective (TRL's definitions)
@@ -164,8 +169,8 @@ class GRPOConfig:
                         f"rewards[{i}].transform has unknown keys {sorted(extra)}; allowed: "
                         f"name, options (a transform's own settings go under options)"
                     )
-        if self.dynamic_sampling and self.num_generations < 2:
-            raise ConfigError("dynamic_sampling needs num_generations >= 2")
+        if self.group_filter is not None and self.num_generations < 2:
+            raise ConfigError("group_filter needs num_generations >= 2")
         bad = set(self.report_to) - {"jsonl", "tensorboard", "wandb"}
         if bad:
             raise ConfigError(f"report_to: unknown tracker(s) {sorted(bad)}; allowed: jsonl, tensorboard, wandb")
@@ -183,6 +188,8 @@ class GRPOConfig:
     def from_dict(cls, data: dict[str, Any]) -> GRPOConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         for key in data:
+            if key in RENAMED:
+                raise ConfigError(f"config key {key!r} was replaced: {RENAMED[key]}")
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=3)
                 hint = f" Did you mean {', '.join(close)}?" if close else ""

@@ -6,7 +6,7 @@
         rows     = next prompts (each process its own share)
         samples  = rollout(policy, rows, num_generations)
         scores   = scorer(samples)                 # weighted rewards, concurrent
-        (dynamic sampling: drop zero-variance groups, sample more)
+        (group filter, e.g. DAPO's dynamic sampling: drop groups, sample more)
         adv      = estimator(batch)                # (B, T), from the registry
         old/ref log-probs when num_iterations > 1 or beta > 0
         for each iteration: for each micro-batch: clipped loss, backward; optimizer step
@@ -29,6 +29,7 @@ from accelerate import Accelerator
 from accelerate.utils import GradientAccumulationPlugin, set_seed
 
 from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
+from rewardkit.filters import build_group_filter, fill_batch, zero_variance_fraction
 from rewardkit.rewards.scoring import Scorer, ScoreResult
 from rewardkit.trainer import distributed as dist
 from rewardkit.trainer.components import estimator_requires, load_policy, resolve
@@ -43,8 +44,6 @@ from rewardkit.trainer.rollout import (
     single_turn_rollout,
 )
 from rewardkit.types import RolloutBatch, Sample
-
-ZERO_STD = 1e-6  # a group's rewards "do not vary" below this std (float32 rounding)
 
 
 class GRPOTrainer:
@@ -107,6 +106,7 @@ class GRPOTrainer:
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
         self.scorer = Scorer(self.parts.rewards, c.reward_timeout, c.on_reward_error)
+        self.group_filter = build_group_filter(c.group_filter, c.group_filter_options)
         self.pad_id = tokenizer.pad_token_id
         attention = getattr(getattr(model, "config", None), "_attn_implementation", "") or ""
         self.packing = c.packing if c.packing is not None else "flash" in attention
@@ -173,42 +173,30 @@ class GRPOTrainer:
         )
 
     def sample_and_score(self) -> tuple[list[Sample], ScoreResult, dict[str, float]]:
-        """One step's samples and scores; with dynamic sampling (DAPO) only groups whose
-        rewards vary are kept, sampling more prompts until the batch is full."""
+        """One step's samples and scores; with a group filter (`group_filter`, e.g. DAPO's
+        zero_variance) only the groups it keeps, sampling more prompts until the batch is
+        full (`filters.fill_batch`)."""
         c = self.config
-        rows = [self.train_rows[i] for i in self.stream.take(c.prompts_per_step)]
-        with self.timed("generate"):
-            samples = self.rollout(rows)
-        with self.timed("score"):
-            result = self.scorer(samples)
-        stats = {"frac_zero_variance_groups": _zero_variance_fraction(samples, result.total)}
-        if not c.dynamic_sampling:
-            return samples, result, stats
-        kept_samples: list[Sample] = []
-        kept: list[ScoreResult] = []
-        rounds = 0
-        while True:
-            for g in sorted({s.group for s in samples}):
-                idx = [i for i, s in enumerate(samples) if s.group == g]
-                full = len(kept_samples) >= c.prompts_per_step * c.num_generations
-                if not full and result.total[idx].std() >= ZERO_STD:
-                    kept_samples += [samples[i] for i in idx]
-                    kept.append(result.select(idx))
-            full = len(kept_samples) >= c.prompts_per_step * c.num_generations
-            if full or rounds >= c.max_resample_rounds:
-                break
-            rounds += 1
-            offset = max(s.group for s in samples) + 1
+        stats: dict[str, float] = {}
+
+        def draw(group_offset: int) -> tuple[list[Sample], ScoreResult]:
             rows = [self.train_rows[i] for i in self.stream.take(c.prompts_per_step)]
             with self.timed("generate"):
-                samples = self.rollout(rows, group_offset=offset)
+                samples = self.rollout(rows, group_offset=group_offset)
             with self.timed("score"):
-                result = self.scorer(samples)
-        stats["dynamic_sampling/rounds"] = float(rounds)
-        stats["dynamic_sampling/groups_kept"] = len(kept_samples) / c.num_generations
-        if not kept:  # nothing varied: train on the last batch (its advantages are zero)
+                scored = self.scorer(samples)
+            # measured on the step's first draw, before any filter
+            stats.setdefault("frac_zero_variance_groups",
+                             zero_variance_fraction(samples, scored.total))
+            return samples, scored
+
+        if self.group_filter is None:
+            samples, result = draw(0)
             return samples, result, stats
-        return kept_samples, ScoreResult.concat(kept), stats
+        samples, result, filtered = fill_batch(
+            draw, self.group_filter, c.prompts_per_step, c.max_resample_rounds
+        )
+        return samples, result, {**stats, **filtered}
 
     # -- one training step ---------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
@@ -469,12 +457,3 @@ class _AdaptersDisabled(torch.nn.Module):
     def forward(self, **kwargs):
         with self.peft_model.disable_adapter():
             return self.peft_model(**kwargs)
-
-
-def _zero_variance_fraction(samples: list[Sample], scores: torch.Tensor) -> float:
-    groups = sorted({s.group for s in samples})
-    flat = 0
-    for g in groups:
-        idx = [i for i, s in enumerate(samples) if s.group == g]
-        flat += int(len(idx) < 2 or float(scores[idx].std()) < ZERO_STD)
-    return flat / max(len(groups), 1)
