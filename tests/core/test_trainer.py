@@ -154,12 +154,57 @@ def test_train_writes_metrics_completions_plot_and_checkpoint(tmp_path):
     assert changed, "two steps with learning_rate 1e-3 left every weight unchanged"
 
 
-def test_interrupted_run_resumes_with_identical_metrics(tmp_path):
+@per_sample(name="test.step_scaled")
+def step_scaled_length(sample, context=None):
+    """A reward that follows the trainer step (as a schedule does): length x (1 + step)."""
+    return float(len(sample.completion)) * (1 + (context.step if context else 0))
+
+
+CONTEXTS: list = []
+
+
+def record_context(samples, context=None):
+    CONTEXTS.append(context)
+    return [0.0] * len(samples)
+
+
+for _name, _reward in (("test.step_scaled", step_scaled_length),
+                       ("test.record_context", record_context)):
+    if _name not in REWARDS._builtins:
+        REWARDS.register(_name, _reward)
+
+# a stateful transform (its window carries over steps) and a step-dependent reward
+STATEFUL_REWARDS = [
+    {"name": "core.exact_answer"},
+    {"name": "test.length", "weight": 0.1,
+     "transform": {"name": "length_correction", "options": {"min_samples": 8, "window": 16}}},
+    {"name": "test.step_scaled", "weight": 0.01},
+]
+
+
+def test_rewards_get_the_trainer_step_and_phase(tmp_path):
+    from rewardkit.rewards.lifecycle import RewardContext
     from rewardkit.trainer.trainer import GRPOTrainer
 
-    full = GRPOTrainer(tiny_config(tmp_path / "a", max_steps=4, save_every=2)).train()
+    CONTEXTS.clear()
+    rewards = [{"name": "core.exact_answer"}, {"name": "test.record_context"}]
+    GRPOTrainer(tiny_config(tmp_path, max_steps=2, rewards=rewards)).train()
+    assert CONTEXTS == [RewardContext(0, "eval"), RewardContext(0, "train"),
+                        RewardContext(1, "train"), RewardContext(2, "eval")]
 
-    interrupted = GRPOTrainer(tiny_config(tmp_path / "b", max_steps=4, save_every=2))
+
+def test_interrupted_run_resumes_with_identical_metrics(tmp_path):
+    """Also the rewards: the length-correction window is saved in the checkpoint and the
+    step-dependent reward reads the restored step, so steps 3 and 4 score as in the
+    uninterrupted run."""
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    def config(path, **kw):
+        return tiny_config(path, max_steps=4, rewards=STATEFUL_REWARDS, **kw)
+
+    full = GRPOTrainer(config(tmp_path / "a", save_every=2)).train()
+
+    interrupted = GRPOTrainer(config(tmp_path / "b", save_every=2))
     original_step = interrupted.train_step
 
     def crash_after_three():
@@ -173,8 +218,10 @@ def test_interrupted_run_resumes_with_identical_metrics(tmp_path):
     # the periodic save at step 2 wrote a checkpoint, not <output_dir>/final
     assert (tmp_path / "b" / "run" / "checkpoint-2").is_dir()
     assert not (tmp_path / "b" / "run" / "final").exists()
-    resumed = GRPOTrainer(tiny_config(tmp_path / "b", max_steps=4, resume_from="latest"))
+    resumed = GRPOTrainer(config(tmp_path / "b", resume_from="latest"))
     assert resumed.step == 2
+    window = resumed.reward_objects["test.length"].window
+    assert len(window) == 16  # restored, not empty
     history = resumed.train()
 
     def by_step(h, step):
@@ -183,6 +230,15 @@ def test_interrupted_run_resumes_with_identical_metrics(tmp_path):
 
     for step in (3, 4):
         assert by_step(history, step) == pytest.approx(by_step(full, step), rel=1e-6, abs=1e-7)
+        assert by_step(full, step)["reward/test.length/std"] > 0  # the corrected reward varies
+
+
+def test_resuming_with_other_stateful_rewards_is_an_error(tmp_path):
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    GRPOTrainer(tiny_config(tmp_path, max_steps=1, rewards=STATEFUL_REWARDS)).train()
+    with pytest.raises(ValueError, match="holds reward state for \\['test.length'\\]"):
+        GRPOTrainer(tiny_config(tmp_path, max_steps=2, resume_from="latest"))
 
 
 def test_final_model_is_written_at_the_end_only_and_reward_threads_are_closed(tmp_path):

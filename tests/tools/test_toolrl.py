@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from rewardkit.rewards.lifecycle import RewardContext
 from rewardkit.types import Sample
 from rewardkit_tools.toolrl import (
     ScaleSchedule,
@@ -266,17 +267,20 @@ def test_dynamic_scale_schedule_matches_the_reference_code():
         ScaleSchedule("dynamic", format_end=(-3.0, 1.0))
 
 
-def test_dynamic_reward_counts_steps():
+def test_dynamic_reward_follows_the_trainer_step():
     gt = answer_text([call("a", x=1, y=2)])
     s = sample(calls_text(call("a", x=1, y=3)), gt)  # R_max / S_max = 3 / 4
     reward = ToolRLReward(scale="dynamic", schedule_steps=10, format_start=(0.0, 2.0),
                           format_end=(0.0, 1.0), format_toward=None)
     # step 0: format 2 + correctness 4 * 0.75 - 2 = 1 -> 3
     assert reward([s])[0].score == pytest.approx(3.0)
-    reward.set_step(5)
-    # step 5: format 1.5 + correctness 5 * 0.75 - 2.5 = 1.25 -> 2.75
-    assert reward([s])[0].score == pytest.approx(2.75)
-    assert reward.step == 6
+    # step 5 (the trainer's step, from the reward context): format 1.5 + correctness
+    # 5 * 0.75 - 2.5 = 1.25 -> 2.75, in training and in evaluation alike
+    assert reward([s], context=RewardContext(5, "train"))[0].score == pytest.approx(2.75)
+    assert reward([s], context=RewardContext(5, "eval"))[0].score == pytest.approx(2.75)
+    # calls do not advance the schedule: only the trainer step does
+    assert reward([s], context=RewardContext(5, "train"))[0].score == pytest.approx(2.75)
+    assert reward([s])[0].score == pytest.approx(3.0)
 
 
 def test_length_reward():

@@ -38,6 +38,7 @@ import re
 from collections import Counter
 from typing import Any, Literal
 
+from rewardkit.rewards.lifecycle import RewardContext
 from rewardkit.types import RewardOutput, Sample
 from rewardkit_tools.toolrl_parse import (
     TAGS,
@@ -270,9 +271,10 @@ def ground_truth_of(sample: Sample) -> str:
 class ToolRLReward:
     """`tools.toolrl`: R_format + R_correct (+ the optional length reward) per sample.
 
-    The dynamic scale counts steps itself: each call of the reward (one batch) is a step,
-    unless `set_step` is used. Rows with `meta['relevance']` accept any well-formed call to
-    one of `meta['function_names']`.
+    The dynamic scale follows the trainer step of the `RewardContext` the trainer passes
+    (step 0 without one), so evaluation batches and resampling rounds do not advance it and
+    a resumed run picks it up where it was. Rows with `meta['relevance']` accept any
+    well-formed call to one of `meta['function_names']`.
     """
 
     def __init__(
@@ -294,14 +296,10 @@ class ToolRLReward:
         self.schedule = ScaleSchedule(scale, schedule_steps, **schedule_ranges)
         self.length_reward, self.length_words = length_reward, length_words
         self.format_weight, self.correctness_weight = format_weight, correctness_weight
-        self.step = 0
 
-    def set_step(self, step: int) -> None:
-        self.step = step
-
-    def score(self, sample: Sample) -> RewardOutput:
+    def score(self, sample: Sample, step: int = 0) -> RewardOutput:
         gt = ground_truth_of(sample)
-        (f_lo, f_hi), (c_lo, c_hi) = self.schedule.ranges(self.step)
+        (f_lo, f_hi), (c_lo, c_hi) = self.schedule.ranges(step)
         fmt = f_lo + (f_hi - f_lo) * format_score(sample.completion, gt)
         names = sample.meta.get("function_names") if sample.meta.get("relevance") else None
         correct, info = correctness_score(
@@ -315,10 +313,11 @@ class ToolRLReward:
             info["length"] = length
         return RewardOutput(total, info=info)
 
-    def __call__(self, samples: list[Sample]) -> list[RewardOutput]:
-        out = [self.score(s) for s in samples]
-        self.step += 1
-        return out
+    def __call__(
+        self, samples: list[Sample], context: RewardContext | None = None
+    ) -> list[RewardOutput]:
+        step = 0 if context is None else context.step
+        return [self.score(s, step) for s in samples]
 
 
 class ToolRLFormatReward:

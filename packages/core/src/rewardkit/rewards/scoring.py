@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 
 from rewardkit.rewards.base import Reward
+from rewardkit.rewards.lifecycle import RewardContext, invoke
 from rewardkit.types import RewardOutput, Sample
 
 
@@ -42,21 +43,28 @@ class ScoreResult:
     raw: dict[str, list[float]]  # reward name -> per-sample score
     outputs: list[RewardOutput]  # merged per-sample outputs (score = total)
     errors: dict[str, int] = field(default_factory=dict)  # reward name -> failures zeroed
+    per_reward: dict[str, list[RewardOutput]] = field(default_factory=dict)  # name -> outputs
 
     def select(self, idx: list[int]) -> ScoreResult:
-        """The results of the samples at `idx` (dynamic sampling keeps some groups)."""
+        """The results of the samples at `idx` (a group filter keeps some groups)."""
         raw = {name: [values[i] for i in idx] for name, values in self.raw.items()}
-        return ScoreResult(self.total[idx], raw, [self.outputs[i] for i in idx])
+        per_reward = {name: [out[i] for i in idx] for name, out in self.per_reward.items()}
+        return ScoreResult(self.total[idx], raw, [self.outputs[i] for i in idx], {}, per_reward)
 
     @staticmethod
     def concat(results: list[ScoreResult]) -> ScoreResult:
         raw = {name: [v for r in results for v in r.raw[name]] for name in results[0].raw}
+        per_reward = {
+            name: [o for r in results for o in r.per_reward[name]]
+            for name in results[0].per_reward
+        }
         outputs = [o for r in results for o in r.outputs]
         errors: dict[str, int] = {}
         for r in results:
             for name, n in r.errors.items():
                 errors[name] = errors.get(name, 0) + n
-        return ScoreResult(torch.cat([r.total for r in results]), raw, outputs, errors)
+        total = torch.cat([r.total for r in results])
+        return ScoreResult(total, raw, outputs, errors, per_reward)
 
     def metrics(self) -> dict[str, float]:
         """Mean and std of each raw reward and of the total, plus error counts."""
@@ -95,13 +103,31 @@ class Scorer:
         self.thread_name = f"reward-{next(_SCORERS)}"  # this scorer's threads
         self.error_counts: dict[str, int] = {r.name: 0 for r in rewards}  # over the run
 
-    def __call__(self, samples: list[Sample]) -> ScoreResult:
-        if any(_is_async(r.reward) for r in self.rewards):
-            return run_sync(self.score(samples))
+    def __call__(
+        self, samples: list[Sample], context: RewardContext | None = None
+    ) -> ScoreResult:
+        """Score `samples` with every reward; rewards that take a `context` get this one."""
+        return self._score(samples, self.rewards, context)
+
+    def rescore(
+        self, samples: list[Sample], scored: ScoreResult, names: set[str],
+        context: RewardContext | None = None,
+    ) -> ScoreResult:
+        """`scored` with the rewards in `names` scored again (after they learned)."""
+        again = self._score(samples, [r for r in self.rewards if r.name in names], context)
+        per_reward = {**scored.per_reward, **again.per_reward}
+        errors = {**scored.errors, **again.errors}
+        return self._total(samples, per_reward, errors)
+
+    def _score(
+        self, samples: list[Sample], rewards: list[WeightedReward], context: RewardContext | None
+    ) -> ScoreResult:
+        if any(_is_async(r.reward) for r in rewards):
+            return run_sync(self.score(samples, context, rewards))
         # all sync: the thread pool alone (an event loop per batch costs ~10 ms a step)
-        futures = [self.pool.submit(r.reward, samples) for r in self.rewards]
+        futures = [self.pool.submit(invoke, r.reward, samples, context) for r in rewards]
         results: list[Any] = []
-        for r, future in zip(self.rewards, futures, strict=True):
+        for r, future in zip(rewards, futures, strict=True):
             timeout = self._timeout(r)
             try:
                 values = future.result(timeout=timeout)
@@ -112,20 +138,25 @@ class Scorer:
                 results.append(RewardError(f"reward {r.name!r} timed out after {timeout}s"))
             except Exception as exc:  # noqa: BLE001 - handled by on_error in _combine
                 results.append(exc)
-        return self._combine(samples, results)
+        return self._combine(samples, rewards, results)
 
-    async def score(self, samples: list[Sample]) -> ScoreResult:
+    async def score(
+        self, samples: list[Sample], context: RewardContext | None = None,
+        rewards: list[WeightedReward] | None = None,
+    ) -> ScoreResult:
+        rewards = self.rewards if rewards is None else rewards
         results = await asyncio.gather(
-            *(self._one(r, samples) for r in self.rewards), return_exceptions=True
+            *(self._one(r, samples, context) for r in rewards), return_exceptions=True
         )
-        return self._combine(samples, results)
+        return self._combine(samples, rewards, results)
 
-    def _combine(self, samples: list[Sample], results: list[Any]) -> ScoreResult:
-        """Weighted sum of the rewards' outputs (or exceptions, handled by on_error)."""
-        raw: dict[str, list[float]] = {}
+    def _combine(
+        self, samples: list[Sample], rewards: list[WeightedReward], results: list[Any]
+    ) -> ScoreResult:
+        """The rewards' outputs (or exceptions, handled by on_error), weighted and summed."""
         per_reward: dict[str, list[RewardOutput]] = {}
         errors: dict[str, int] = {}
-        for r, res in zip(self.rewards, results, strict=True):
+        for r, res in zip(rewards, results, strict=True):
             if isinstance(res, BaseException):
                 if self.on_error == "raise" or isinstance(res, _NonFinite):
                     raise res if isinstance(res, RewardError) else RewardError(
@@ -137,7 +168,16 @@ class Scorer:
                     samples
                 )
             per_reward[r.name] = res
-            raw[r.name] = [o.score for o in res]
+        if len(rewards) < len(self.rewards):  # a rescore: the caller merges
+            return ScoreResult(torch.zeros(0), {}, [], errors, per_reward)
+        return self._total(samples, per_reward, errors)
+
+    def _total(
+        self, samples: list[Sample], per_reward: dict[str, list[RewardOutput]],
+        errors: dict[str, int],
+    ) -> ScoreResult:
+        """Weighted sum of every reward's outputs, raw scores kept by name."""
+        raw = {r.name: [o.score for o in per_reward[r.name]] for r in self.rewards}
         total = torch.zeros(len(samples), dtype=torch.float64)
         for r in self.rewards:
             total += r.weight * torch.tensor(raw[r.name], dtype=torch.float64)
@@ -145,18 +185,20 @@ class Scorer:
             _merge(i, samples[i], self.rewards, per_reward, float(total[i]))
             for i in range(len(samples))
         ]
-        return ScoreResult(total.float(), raw, outputs, errors)
+        return ScoreResult(total.float(), raw, outputs, errors, per_reward)
 
     def _timeout(self, r: WeightedReward) -> float | None:
         return r.timeout if r.timeout is not None else self.timeout
 
-    async def _one(self, r: WeightedReward, samples: list[Sample]) -> list[RewardOutput]:
+    async def _one(
+        self, r: WeightedReward, samples: list[Sample], context: RewardContext | None
+    ) -> list[RewardOutput]:
         timeout = self._timeout(r)
         loop = asyncio.get_running_loop()
         if _is_async(r.reward):
-            coro = r.reward(samples)
+            coro = invoke(r.reward, samples, context)
         else:
-            coro = loop.run_in_executor(self.pool, r.reward, samples)
+            coro = loop.run_in_executor(self.pool, invoke, r.reward, samples, context)
         try:
             values = await asyncio.wait_for(coro, timeout)
         except TimeoutError:
@@ -261,8 +303,18 @@ def _merge(
     return RewardOutput(total, token_rewards=token, step_rewards=steps, step_ends=ends, info=info)
 
 
-def run_sync(coro):
-    """Run a coroutine from sync code, also when an event loop is already running."""
+def run_sync(awaitable):
+    """Wait for a coroutine (or any awaitable) from sync code, also when an event loop is
+    already running in this thread (then in a thread of its own): the one sync-from-async
+    bridge of rewardkit."""
+    if inspect.iscoroutine(awaitable):
+        coro = awaitable
+    else:
+
+        async def wait():
+            return await awaitable
+
+        coro = wait()
     try:
         asyncio.get_running_loop()
     except RuntimeError:

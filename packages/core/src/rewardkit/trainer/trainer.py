@@ -30,6 +30,7 @@ from accelerate.utils import GradientAccumulationPlugin, set_seed
 
 from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
 from rewardkit.filters import build_group_filter, fill_batch, zero_variance_fraction
+from rewardkit.rewards.lifecycle import RewardContext, load_reward_states, reward_states
 from rewardkit.rewards.scoring import Scorer, ScoreResult
 from rewardkit.trainer import distributed as dist
 from rewardkit.trainer.components import estimator_requires, load_policy, resolve
@@ -106,6 +107,7 @@ class GRPOTrainer:
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
         self.scorer = Scorer(self.parts.rewards, c.reward_timeout, c.on_reward_error)
+        self.reward_objects = {r.name: r.reward for r in self.parts.rewards}
         self.group_filter = build_group_filter(c.group_filter, c.group_filter_options)
         self.pad_id = tokenizer.pad_token_id
         attention = getattr(getattr(model, "config", None), "_attn_implementation", "") or ""
@@ -184,7 +186,7 @@ class GRPOTrainer:
             with self.timed("generate"):
                 samples = self.rollout(rows, group_offset=group_offset)
             with self.timed("score"):
-                scored = self.scorer(samples)
+                scored = self.scorer(samples, RewardContext(self.step, "train"))
             # measured on the step's first draw, before any filter
             stats.setdefault("frac_zero_variance_groups",
                              zero_variance_fraction(samples, scored.total))
@@ -351,7 +353,8 @@ class GRPOTrainer:
         correct = 0.0
         if mine:
             samples = self.rollout(mine, greedy=True, generations=1)
-            scores = self.scorer(samples).raw[self.parts.accuracy_reward]
+            scored = self.scorer(samples, RewardContext(self.step, "eval"))
+            scores = scored.raw[self.parts.accuracy_reward]
             correct = float(sum(s >= self.config.eval_correct_threshold for s in scores))
         return dist.sum_over_processes(correct) / max(len(rows), 1)
 
@@ -422,6 +425,10 @@ class GRPOTrainer:
         never replaces the model of a finished run)."""
         path = self.output_dir / f"checkpoint-{self.step}"
         self.accelerator.save_state(str(path))
+        states = reward_states(self.reward_objects)
+        if states:  # each process scores its own share: its rewards' state is its own
+            path.mkdir(parents=True, exist_ok=True)
+            torch.save(states, path / f"reward_state_rank{dist.rank()}.pt")
         if dist.is_main():
             state = {"step": self.step, "stream": self.stream.state_dict(), "history": self.history}
             (path / "trainer_state.json").write_text(json.dumps(state, default=float))
@@ -441,6 +448,9 @@ class GRPOTrainer:
         if not (Path(path) / "trainer_state.json").exists():
             raise FileNotFoundError(f"{path} is not a rewardkit checkpoint (no trainer_state.json)")
         self.accelerator.load_state(path)
+        saved = Path(path) / f"reward_state_rank{dist.rank()}.pt"
+        states = torch.load(saved, weights_only=False) if saved.exists() else {}
+        load_reward_states(self.reward_objects, states)
         state = json.loads((Path(path) / "trainer_state.json").read_text())
         self.step = state["step"]
         self.stream.load_state_dict(state["stream"])
