@@ -1,4 +1,4 @@
-"""PRIME advantages on hand-computed numbers, the accuracy filter and the online hook."""
+"""PRIME advantages on hand-computed numbers and the accuracy band (filter and trainer)."""
 
 import math
 
@@ -6,18 +6,8 @@ import pytest
 import torch
 
 from rewardkit.registry import ADVANTAGES
-from rewardkit.tiny import build_tiny_model
 from rewardkit.types import RolloutBatch, Sample
-from rewardkit_math.implicit_prm import ImplicitPRM
-from rewardkit_math.implicit_reward import ImplicitPRMReward
-from rewardkit_math.prime import (
-    OnlinePRM,
-    PRIMEAdvantage,
-    accuracy_filter,
-    masked_whiten,
-    prime_step,
-    returns_to_go,
-)
+from rewardkit_math.prime import PRIMEAdvantage, accuracy_filter, masked_whiten, returns_to_go
 
 MASK = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 1, 1], [1, 0, 0]], dtype=torch.float)
 TOKEN_REWARDS = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.2, 0.0], [0.0, 0.3, 0.3], [0.6, 0.0, 0.0]])
@@ -102,8 +92,8 @@ def test_prime_bad_input():
         PRIMEAdvantage()(_batch(token_rewards=torch.zeros(4, 2)))
     with pytest.raises(ValueError, match="gamma"):
         PRIMEAdvantage(gamma=1.5)
-    with pytest.raises(ValueError, match="prm_update"):
-        PRIMEAdvantage(prm_update="during")
+    with pytest.raises(TypeError, match="prm_update"):  # the reward's online_update decides
+        PRIMEAdvantage(prm_update="before")
 
 
 def test_accuracy_filter():
@@ -117,31 +107,6 @@ def test_accuracy_filter():
         accuracy_filter(scores, groups, low=0.8, high=0.2)
     with pytest.raises(ValueError, match="must be equal"):
         accuracy_filter(scores, groups[:3])
-
-
-@pytest.mark.parametrize("when", ["before", "after"])
-def test_prime_step_updates_the_prm_where_asked(when):
-    policy, tok = build_tiny_model(seed=1, num_layers=1, hidden_size=32, num_heads=2)
-    ref, _ = build_tiny_model(seed=2, num_layers=1, hidden_size=32, num_heads=2)
-    prm = ImplicitPRM(policy, ref, tok, beta=0.5, lr=5e-2)
-    assert isinstance(prm, OnlinePRM)
-    texts = ["4\n\nok", "5\n\nno", "6\n\nok", "7"]
-    samples = [
-        Sample("Q:", t, completion_ids=tok(t, add_special_tokens=False)["input_ids"], group=i // 2)
-        for i, t in enumerate(texts)
-    ]
-    reward = ImplicitPRMReward(prm=prm, score="zero")
-    from rewardkit.types import RewardOutput
-
-    batch = RolloutBatch.from_samples(samples, [RewardOutput(v) for v in (1.0, 0.0, 1.0, 0.0)])
-    estimator = PRIMEAdvantage(prm_update=when)
-    old = estimator(RolloutBatch.from_samples(samples, reward(samples), scores=batch.scores))
-    advantages, metrics = prime_step(batch, estimator, prm, reward)
-    new = estimator(RolloutBatch.from_samples(samples, reward(samples), scores=batch.scores))
-    assert "prm/loss" in metrics
-    assert not torch.allclose(old, new)  # the PRM was updated either way
-    expected = new if when == "before" else old  # scored by the updated PRM, or by the old one
-    assert torch.allclose(advantages, expected, atol=1e-6)
 
 
 # -- PRIME's accuracy band on the policy's prompts (a group filter) -------------------------

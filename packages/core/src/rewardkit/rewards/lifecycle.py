@@ -8,11 +8,12 @@
 - State. A reward with `state_dict()` / `load_state_dict(state)` has its state saved in
   every checkpoint and restored on resume, so a resumed run scores like an uninterrupted
   one (a length-correction window, an online PRM and its optimizer).
-- Learning. A reward with `learn(samples, scored, context) -> metrics` learns from the
-  train batch once per trainer step, after the batch is scored and filtered (the samples
-  and scores the policy trains on); evaluation never calls it. If it sets
-  `scores_after_learning = True`, the trainer scores the batch with it again after it
-  learned (PRIME's "update the PRM, then score with it").
+- Learning. A reward with `learn(samples, scored, context)` learns from the train batch
+  once per trainer step, after the batch is scored and filtered (the samples and scores
+  the policy trains on); evaluation never calls it. If it sets `scores_after_learning =
+  True`, the trainer scores the batch with it again after it learned (PRIME's "update the
+  PRM, then score with it"). It reports what it learned through `stats()` (logged as
+  `reward/<name>/<key>`).
 
 Transforms (rewards that wrap rewards) list what they wrap with `wrapped()`; state,
 learning and context reach the rewards inside through them.
@@ -47,8 +48,7 @@ class RewardContext:
 class LearnedReward(Protocol):
     """A reward that learns from the scored train batch (see the module docstring)."""
 
-    def learn(self, samples: list[Sample], scored: Any, context: RewardContext) -> dict[str, float]:
-        ...
+    def learn(self, samples: list[Sample], scored: Any, context: RewardContext) -> None: ...
 
 
 @functools.lru_cache(maxsize=512)

@@ -7,6 +7,7 @@
         samples  = rollout(policy, rows, num_generations)
         scores   = scorer(samples)                 # weighted rewards, concurrent
         (group filter, e.g. DAPO's dynamic sampling: drop groups, sample more)
+        learning rewards learn from the batch     # e.g. PRIME's online PRM
         adv      = estimator(batch)                # (B, T), from the registry
         old/ref log-probs when num_iterations > 1 or beta > 0
         for each iteration: for each micro-batch: clipped loss, backward; optimizer step
@@ -30,7 +31,12 @@ from accelerate.utils import GradientAccumulationPlugin, set_seed
 
 from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
 from rewardkit.filters import build_group_filter, fill_batch, zero_variance_fraction
-from rewardkit.rewards.lifecycle import RewardContext, load_reward_states, reward_states
+from rewardkit.rewards.lifecycle import (
+    RewardContext,
+    learners,
+    load_reward_states,
+    reward_states,
+)
 from rewardkit.rewards.scoring import Scorer, ScoreResult
 from rewardkit.trainer import distributed as dist
 from rewardkit.trainer.components import estimator_requires, load_policy, resolve
@@ -200,12 +206,30 @@ class GRPOTrainer:
         )
         return samples, result, {**stats, **filtered}
 
+    def learn_rewards(self, samples: list[Sample], scored: ScoreResult) -> ScoreResult:
+        """The learned-reward hook: every reward that learns (`learn`, e.g. PRIME's online
+        PRM) learns once from the step's scored, filtered train batch; those that ask for it
+        (`scores_after_learning`) then score the batch again. Evaluation never calls this.
+        What they learned is logged through their `stats()`."""
+        context = RewardContext(self.step, "train")
+        again: set[str] = set()
+        for name, _, reward in learners(self.reward_objects):
+            reward.learn(samples, scored, context)
+            if getattr(reward, "scores_after_learning", False):
+                again.add(name)
+        if again:
+            scored = self.scorer.rescore(samples, scored, again, context)
+        return scored
+
     # -- one training step ---------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
         c, acc = self.config, self.accelerator
         t0 = time.perf_counter()
-        self.timers = {"generate": 0.0, "score": 0.0, "forward_backward": 0.0, "optimizer": 0.0}
+        self.timers = {"generate": 0.0, "score": 0.0, "learn": 0.0, "forward_backward": 0.0,
+                       "optimizer": 0.0}
         samples, scored, stats = self.sample_and_score()
+        with self.timed("learn"):
+            scored = self.learn_rewards(samples, scored)
         seqs = [TrainSequence(s.prompt_ids, s.completion_ids, i) for i, s in enumerate(samples)]
         mbs = make_micro_batches(
             seqs, c.micro_batch_tokens, "packed" if self.packing else "padded",
