@@ -43,8 +43,13 @@ def test_unknown_key_suggests_the_right_one():
 
 
 def test_bad_choice_lists_allowed_values():
-    with pytest.raises(ConfigError, match="loss_type must be one of 'grpo', 'bnpo', 'dr_grpo', 'dapo'"):
-        GRPOConfig(loss_type="ppo")
+    with pytest.raises(ConfigError, match="lr_scheduler must be one of 'constant', 'linear'"):
+        GRPOConfig(lr_scheduler="step")
+    from rewardkit.registry import RegistryError
+    from rewardkit.trainer.components import resolve
+
+    with pytest.raises(RegistryError, match="unknown loss 'gpso'. Did you mean 'gspo'"):
+        resolve(GRPOConfig(loss_type="gpso"))
 
 
 def test_wrong_type_names_the_key():
@@ -111,6 +116,35 @@ def test_token_weights_by_hand():
     # dapo with 20 tokens globally over 2 processes: 1 / (20 / 2) = 0.1
     assert torch.allclose(token_weights(mask, "dapo", 4, global_tokens=20, num_processes=2), mask / 10)
     assert token_weights(mask, "grpo", 4)[0, 2] == 0
+
+
+def test_gspo_sequence_ratio_by_hand():
+    """GSPO (Zheng et al. 2025): s_i = exp(mean_t (logp - old)) on every token of sequence i.
+    Two sequences: rows 0 (tokens 0, 1) and 1 (tokens 2, 3; token 3 masked out)."""
+    from rewardkit.registry import LOSSES
+
+    gspo = LOSSES.get("gspo")()
+    logp = torch.tensor([-1.0, -2.0, -1.0, -3.0], requires_grad=True)
+    old = torch.tensor([-1.2, -1.6, -1.5, -9.0])
+    mask = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    rows = torch.tensor([0, 0, 1, 1])
+    adv = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    out = gspo.token_loss(logp, old, adv, mask, rows, 0.2, 0.28)
+    # row 0: mean log-ratio (0.2 - 0.4) / 2 = -0.1, s = e^-0.1 = 0.904837 inside [0.8, 1.28]:
+    #        l = -s * 1 on both tokens
+    # row 1: mean over the one unmasked token: 0.5, s = e^0.5 = 1.648721 > 1.28, A = -1:
+    #        min(-1.6487, -1.28) = -1.6487 (unclipped) -> l = 1.648721 on both tokens
+    want = torch.tensor([-0.904837, -0.904837, 1.648721, 1.648721])
+    assert torch.allclose(out.loss, want, atol=1e-6)
+    assert out.clipped.tolist() == [False, False, False, False]
+    # the gradient reaches every unmasked token of a row: d(-s)/dlogp_t = -s / 2 in row 0
+    out.loss[:2].sum().backward()
+    assert torch.allclose(logp.grad, torch.tensor([-0.904837, -0.904837, 0.0, 0.0]), atol=1e-6)
+    # on-policy (old None): s = 1 in value
+    assert torch.allclose(gspo.token_loss(logp, None, adv, mask, rows, 0.2, 0.2).loss, -adv)
+    # a clipped sequence: row 0 with A = -1 and s below 0.95 when eps_low = 0.05
+    clipped = gspo.token_loss(logp, old, -adv, mask, rows, 0.05, 0.28)
+    assert clipped.clipped.tolist()[:2] == [True, True]
 
 
 def test_per_token_loss_by_hand():

@@ -377,6 +377,25 @@ def test_train_step_matches_trl(tiny, batch, loss_type, case):
             assert metrics["clip_fraction"] == 0.0
 
 
+@pytest.mark.parametrize("case", list(CASES))
+def test_gspo_matches_trl_sequence_importance_sampling(tiny, batch, case):
+    """Our loss_type "gspo" (GSPO's sequence-level ratio, grpo aggregation) against TRL's
+    importance_sampling_level="sequence" with loss_type "grpo"."""
+    beta, eps, eps_high, off_policy = CASES[case]
+    trainer = trl_trainer(tiny, "grpo", beta, eps, eps_high,
+                          importance_sampling_level="sequence")
+    for mode in ("padded", "packed"):
+        steps, metrics = train_step(tiny, batch, "gspo", beta, eps, eps_high, off_policy, mode)
+        assert_same(steps, trl_steps(trainer, tiny, batch, steps, off_policy, beta),
+                    f"gspo/{case}/{mode}")
+        if off_policy:  # whole sequences are clipped in the second iteration
+            assert metrics["clip_fraction"] > 0.05, metrics["clip_fraction"]
+    token_level = trl_trainer(tiny, "grpo", beta, eps, eps_high)
+    if off_policy:  # the sequence ratio is not the token ratio: the check can tell them apart
+        with pytest.raises(AssertionError):
+            assert_same(steps, trl_steps(token_level, tiny, batch, steps, True, beta), "token")
+
+
 @pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
 def test_mask_truncated_completions_matches_trl(tiny, batch, loss_type):
     """mask_truncated_completions: TRL zeroes a truncated completion's mask; so do we."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from rewardkit.registry import ADVANTAGES, REWARDS, TASKS, TRANSFORMS
+from rewardkit.registry import ADVANTAGES, LOSSES, REWARDS, TASKS, TRANSFORMS
 from rewardkit.rewards.base import build_reward
 from rewardkit.rewards.scoring import WeightedReward
 from rewardkit.tasks.base import RewardSpec, Task
@@ -24,6 +24,7 @@ class Components:
     rewards: list[WeightedReward]
     estimator: Any
     accuracy_reward: str  # name of the reward that decides held-out correctness
+    loss: Any = None  # a registered PolicyLoss (None: the config's loss_type)
 
 
 def reward_specs(config: GRPOConfig, task: Task) -> list[RewardSpec]:
@@ -65,7 +66,8 @@ def resolve(config: GRPOConfig) -> Components:
         estimator = estimator_cls(**config.advantage_options)
     except TypeError as exc:
         raise ConfigError(f"advantage_options for {config.advantage!r}: {exc}") from exc
-    return Components(task, rewards, estimator, rewards[0].name)
+    loss = LOSSES.get(config.loss_type)()
+    return Components(task, rewards, estimator, rewards[0].name, loss)
 
 
 def load_policy(config: GRPOConfig) -> tuple[torch.nn.Module, Any]:

@@ -57,7 +57,7 @@ class GRPOConfig:
     max_resample_rounds: int = 3
 
     # objective (TRL's definitions)
-    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
+    loss_type: str = "dapo"  # a registered loss: grpo, bnpo, dr_grpo, dapo, gspo (rewardkit.losses)
     epsilon: float = 0.2
     epsilon_high: float | None = None  # None: same as epsilon
     beta: float = 0.0  # k3 KL to the reference model; 0 loads no reference model

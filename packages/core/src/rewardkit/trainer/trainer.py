@@ -31,6 +31,7 @@ from accelerate.utils import GradientAccumulationPlugin, set_seed
 
 from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
 from rewardkit.filters import build_group_filter, fill_batch, zero_variance_fraction
+from rewardkit.registry import LOSSES
 from rewardkit.rewards.lifecycle import (
     RewardContext,
     learners,
@@ -42,7 +43,6 @@ from rewardkit.trainer import distributed as dist
 from rewardkit.trainer.components import estimator_requires, load_policy, resolve
 from rewardkit.trainer.config import GRPOConfig
 from rewardkit.trainer.logging import flatten, plot_history, trackers, write_completions
-from rewardkit.trainer.loss import per_token_loss, token_weights
 from rewardkit.trainer.prompts import PromptStream
 from rewardkit.trainer.rollout import (
     HFGenerate,
@@ -59,6 +59,7 @@ class GRPOTrainer:
         self.parts = components or resolve(c)  # names fail here, before any model loads
         self.task = self.parts.task
         self.estimator = self.parts.estimator
+        self.loss = self.parts.loss or LOSSES.get(c.loss_type)()
         self.output_dir = Path(c.output_dir)
         self.accelerator = Accelerator(
             log_with=trackers(c.report_to, self.output_dir) if dist.is_main() else None,
@@ -250,8 +251,8 @@ class GRPOTrainer:
         if c.mask_truncated_completions:
             truncated = torch.tensor([s.truncated for s in samples], device=acc.device)
             loss_mask = loss_mask * (~truncated).float().unsqueeze(1)
-        weights = token_weights(
-            loss_mask, c.loss_type, c.max_completion_length,
+        weights = self.loss.weights(
+            loss_mask, c.max_completion_length,
             global_tokens=dist.sum_over_processes(loss_mask.sum().item()),
             num_processes=dist.world(),
         )
@@ -268,9 +269,9 @@ class GRPOTrainer:
                 with self.timed("forward_backward"), sync:
                     logp, ent = completion_logprobs(self.model, mb, c.temperature, with_entropy=True)
                     r, t = mb.rows.to(acc.device), mb.cols.to(acc.device)
-                    tl = per_token_loss(
+                    tl = self.loss.token_loss(
                         logp, None if old_logp is None else old_logp[r, t], adv[r, t],
-                        c.epsilon_low, c.epsilon_upper, c.beta,
+                        loss_mask[r, t], r, c.epsilon_low, c.epsilon_upper, c.beta,
                         None if ref_logp is None else ref_logp[r, t],
                     )
                     w = weights[r, t] * scale
