@@ -60,32 +60,72 @@ def test_wrong_type_names_the_key():
 
 
 def test_reward_specs_are_checked():
-    with pytest.raises(ConfigError, match=r"rewards\[0\] has unknown keys \['wieght'\]"):
+    with pytest.raises(ConfigError, match=r"rewards\[0\]: unknown key 'wieght'.*Did you mean weight"):
         GRPOConfig(rewards=[{"name": "core.exact_answer", "wieght": 2}])
     # a transform's settings outside `options` were silently dropped
-    with pytest.raises(ConfigError, match=r"rewards\[0\]\.transform has unknown keys \['k'\]"):
+    with pytest.raises(ConfigError, match=r"rewards\[0\]\.transform: unknown key 'k'.*under its options"):
         GRPOConfig(rewards=[{"name": "core.exact_answer", "transform": {"name": "par", "k": 2}}])
-    with pytest.raises(ConfigError, match="must be a name or a mapping"):
+    with pytest.raises(ConfigError, match=r"rewards\[0\]\.transform\.name is required"):
         GRPOConfig(rewards=[{"name": "core.exact_answer", "transform": {"options": {}}}])
-    GRPOConfig(rewards=[{"name": "core.exact_answer", "transform": {"name": "par",
-                                                                    "options": {"k": 2}}}])
+    config = GRPOConfig(rewards=[{"name": "core.exact_answer", "transform": "par"}])
+    assert config.rewards[0].transform.name == "par" and config.rewards[0].weight == 1.0
+    with pytest.raises(ConfigError, match="max_steps must be >= 0, got -1"):
+        config.max_steps = -1  # assignments are checked too
 
 
-def test_yaml_then_overrides_then_task_defaults(tmp_path):
+def test_merge_order_task_defaults_then_yaml_then_overrides(tmp_path):
+    """task defaults < YAML < --set, merged before the one check."""
     path = tmp_path / "c.yaml"
-    path.write_text("task: core.arith\nlearning_rate: 0.001\ntask_options: {digits: 3}\n")
+    path.write_text("task: core.arith\nlearning_rate: 0.001\ntask_options: {digits: 3}\n"
+                    "stop_strings: [x]\n")
     config = GRPOConfig.load(path, ["learning_rate=5e-4", "task_options.operators=+-"])
-    assert config.learning_rate == 5e-4
+    assert config.learning_rate == 5e-4  # --set over YAML
     assert config.task_options == {"digits": 3, "operators": "+-"}
-    from rewardkit.trainer.components import resolve
-
-    resolve(config)  # builds the task with its options and applies its default_config
     assert config.max_completion_length == 8  # core.arith's default_config, not the global 64
-    explicit = GRPOConfig.load(path, ["max_completion_length=3"])
-    resolve(explicit)
-    assert explicit.max_completion_length == 3  # what the user set wins
+    assert config.stop_strings == ["x"]  # YAML over the task's default ([])
+    assert GRPOConfig.load(path, ["max_completion_length=3"]).max_completion_length == 3
+    assert GRPOConfig(task="core.arith").max_completion_length == 64  # Python: as written
     with pytest.raises(ConfigError, match="must look like key=value"):
         GRPOConfig.load(path, ["learning_rate"])
+    # one check after the merge: a --set can fix what the YAML alone gets wrong
+    path.write_text("task: core.arith\ngroup_filter: zero_variance\nnum_generations: 1\n")
+    with pytest.raises(ConfigError, match="group_filter needs num_generations >= 2"):
+        GRPOConfig.load(path)
+    assert GRPOConfig.load(path, ["num_generations=4"]).num_generations == 4
+    with pytest.raises(ConfigError, match="was replaced.*task_options.max_turns"):
+        GRPOConfig.load(path, ["max_turns=3"])
+
+
+def test_task_options_are_typed_and_checked_before_a_model_loads():
+    from rewardkit.trainer.components import resolve
+
+    with pytest.raises(ConfigError, match="task_options of 'core.arith': unknown option "
+                                          "'digit'. Did you mean digits"):
+        resolve(GRPOConfig(task_options={"digit": 3}))
+    with pytest.raises(ConfigError, match="task_options of 'core.arith': digits must be of type int"):
+        resolve(GRPOConfig(task_options={"digits": "three"}))
+    assert resolve(GRPOConfig(task_options={"digits": "3"})).task.digits == 3  # converted
+    with pytest.raises(ConfigError, match="advantage_options of 'grpo': unknown option 'scal'"):
+        resolve(GRPOConfig(advantage_options={"scal": "none"}))
+
+
+def test_estimator_requires_is_checked():
+    from rewardkit.registry import ADVANTAGES
+    from rewardkit.trainer.components import check_requires
+
+    class NeedsTurns:
+        requires = frozenset({"turns"})
+
+    class NeedsMagic:
+        requires = frozenset({"magic"})
+
+    config = GRPOConfig()
+    task = type("T", (), {"multi_turn": False})()
+    with pytest.raises(ConfigError, match="needs multi-turn rollouts.*single-turn"):
+        check_requires(config, task, NeedsTurns())
+    with pytest.raises(ConfigError, match=r"requires \['magic'\], which the trainer does not"):
+        check_requires(config, task, NeedsMagic())
+    check_requires(config, task, ADVANTAGES.get("canon")())  # entropy: provided
 
 
 def test_cli_rejects_bad_config_before_loading_a_model(capsys, monkeypatch):

@@ -10,24 +10,25 @@
         learning rewards learn from the batch     # e.g. PRIME's online PRM
         adv      = estimator(batch)                # (B, T), from the registry
         old/ref log-probs when num_iterations > 1 or beta > 0
-        for each iteration: for each micro-batch: clipped loss, backward; optimizer step
+        for each iteration: for each micro-batch: loss (registry), backward; optimizer step
         log, evaluate, checkpoint
     task.evaluate_policy(policy)                    # and after the last
 
-Variation lives in the registered estimators, rewards and collators, not here.
+Variation lives in the registered estimators, rewards, losses, group filters and
+collators; the engine (engine.py) runs backward and optimizer steps on one process, DDP or
+DeepSpeed. Neither is here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import GradientAccumulationPlugin, set_seed
+from accelerate.utils import set_seed
 
 from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
 from rewardkit.filters import build_group_filter, fill_batch, zero_variance_fraction
@@ -42,91 +43,55 @@ from rewardkit.rewards.scoring import Scorer, ScoreResult
 from rewardkit.trainer import distributed as dist
 from rewardkit.trainer.components import estimator_requires, load_policy, resolve
 from rewardkit.trainer.config import GRPOConfig
-from rewardkit.trainer.logging import flatten, plot_history, trackers, write_completions
+from rewardkit.trainer.engine import Engine
+from rewardkit.trainer.logging import (
+    LossTotals,
+    advantage_metrics,
+    flatten,
+    plot_history,
+    trackers,
+    write_completions,
+)
 from rewardkit.trainer.prompts import PromptStream
 from rewardkit.trainer.rollout import (
-    HFGenerate,
-    VLLMGenerate,
+    encode_prompts,
+    make_backend,
     multi_turn_rollout,
     single_turn_rollout,
 )
 from rewardkit.types import RolloutBatch, Sample
+
+TIMERS = ("generate", "score", "learn", "forward_backward", "optimizer")
 
 
 class GRPOTrainer:
     def __init__(self, config: GRPOConfig, model=None, tokenizer=None, components=None):
         self.config = c = config
         self.parts = components or resolve(c)  # names fail here, before any model loads
-        self.task = self.parts.task
-        self.estimator = self.parts.estimator
+        self.task, self.estimator = self.parts.task, self.parts.estimator
         self.loss = self.parts.loss or LOSSES.get(c.loss_type)()
+        self.group_filter = self.parts.group_filter or build_group_filter(
+            c.group_filter, c.group_filter_options)
         self.output_dir = Path(c.output_dir)
-        self.accelerator = Accelerator(
-            log_with=trackers(c.report_to, self.output_dir) if dist.is_main() else None,
-            project_dir=str(self.output_dir),
-            mixed_precision="no",
-            # train_step accumulates over its own micro-batches and steps once per iteration:
-            # a launcher's gradient accumulation (ACCELERATE_GRADIENT_ACCUMULATION_STEPS)
-            # must not divide the loss, nor the scheduler step once per process (its
-            # default, meant for data loaders whose batch grows with the process count)
-            gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=1),
-            step_scheduler_with_optimizer=False,
-        )
+        self.engine = Engine(c, self.output_dir,
+                             trackers(c.report_to, self.output_dir) if dist.is_main() else None)
         set_seed(c.seed + dist.rank())
         if model is None:
             model, tokenizer = load_policy(c)
         # the task's hook (new tokens, a supervised stage, ...): before the reference copy
         # and the optimizer, so both see the policy GRPO starts from
-        model, tokenizer = self.task.prepare_policy(model, tokenizer, c)
-        self.tokenizer = tokenizer
-        self.ref_model = None
-        if c.beta > 0 and c.lora_r == 0:  # with LoRA the reference is the adapter-free base
-            import copy
-
+        model, self.tokenizer = self.task.prepare_policy(model, tokenizer, c)
+        self.ref_model = None  # beta > 0 without LoRA; with LoRA: the adapter-free base
+        if c.beta > 0 and c.lora_r == 0:
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
-        optimizer = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad],
-            lr=c.learning_rate,
-            betas=tuple(c.adam_betas),
-            weight_decay=c.weight_decay,
-        )
-        from transformers import get_scheduler
-
-        # one scheduler step per optimizer step: num_iterations of them per training step
-        total = max(c.max_steps * c.num_iterations, 1)
-        scheduler = get_scheduler(c.lr_scheduler, optimizer, c.warmup_steps * c.num_iterations, total)
-        # DeepSpeed: train_step cuts its own micro-batches and calls engine.step() once per
-        # iteration, so DeepSpeed's batch bookkeeping is pinned to 1 micro-batch of 1 per
-        # step (its checks need micro x accumulation x world = train_batch_size) and its
-        # gradient clipping follows max_grad_norm. World from torch.distributed (spec §6).
-        ds_plugin = self.accelerator.state.deepspeed_plugin
-        if ds_plugin is not None:
-            ds_plugin.deepspeed_config.update(
-                train_micro_batch_size_per_gpu=1,
-                gradient_accumulation_steps=1,
-                train_batch_size=dist.world(),
-                gradient_clipping=c.max_grad_norm,
-            )
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
-            model, optimizer, scheduler
-        )
-        self.ds_engine = self.model if ds_plugin is not None else None  # a DeepSpeedEngine
+        self.engine.prepare(model)
         if self.ref_model is not None:
-            self.ref_model.to(self.accelerator.device)
+            self.ref_model.to(self.engine.device)
         self.scorer = Scorer(self.parts.rewards, c.reward_timeout, c.on_reward_error)
         self.reward_objects = {r.name: r.reward for r in self.parts.rewards}
-        self.group_filter = build_group_filter(c.group_filter, c.group_filter_options)
-        self.pad_id = tokenizer.pad_token_id
         attention = getattr(getattr(model, "config", None), "_attn_implementation", "") or ""
         self.packing = c.packing if c.packing is not None else "flash" in attention
-        if c.backend == "vllm":
-            self.backend = VLLMGenerate(c.model, tokenizer, temperature=c.temperature,
-                                        top_p=c.top_p, top_k=c.top_k, stop_strings=c.stop_strings)
-        else:
-            self.backend = HFGenerate(
-                lambda: self.accelerator.unwrap_model(self.model), tokenizer,
-                c.temperature, c.top_p, c.top_k, c.stop_strings,
-            )
+        self.backend = make_backend(c, self.tokenizer, lambda: self.engine.policy)
         self.train_rows = self.task.rows("train")
         self.stream = PromptStream(len(self.train_rows), c.seed, dist.rank(), dist.world())
         self.prompts_truncated = 0  # prompts cut to max_prompt_length (kept: their end)
@@ -135,9 +100,15 @@ class GRPOTrainer:
         self.history: list[dict[str, float]] = []
         if dist.is_main():
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            self.accelerator.init_trackers("rewardkit", config=flatten(c.to_dict()))
+            self.engine.accelerator.init_trackers("rewardkit", config=flatten(c.to_dict()))
         if c.resume_from:
             self.load_checkpoint(c.resume_from)
+
+    # the engine's parts, by their usual names
+    accelerator = property(lambda self: self.engine.accelerator)
+    model = property(lambda self: self.engine.model)
+    optimizer = property(lambda self: self.engine.optimizer)
+    scheduler = property(lambda self: self.engine.scheduler)
 
     @contextlib.contextmanager
     def timed(self, name: str):
@@ -149,32 +120,18 @@ class GRPOTrainer:
             self.timers[name] = self.timers.get(name, 0.0) + time.perf_counter() - start
 
     # -- rollouts ------------------------------------------------------------------------
-    def encode_prompts(self, rows: list[dict[str, Any]]) -> tuple[list[Any], list[list[int]]]:
-        prompts = [self.task.prompt(r) for r in rows]
-        ids = []
-        for p in prompts:
-            if isinstance(p, str):
-                tokens = self.tokenizer(p)["input_ids"]
-            else:
-                tokens = self.tokenizer.apply_chat_template(
-                    p, add_generation_prompt=True, tokenize=True, return_dict=False
-                )
-            tokens = list(tokens)
-            if len(tokens) > self.config.max_prompt_length:
-                self.prompts_truncated += 1
-            ids.append(tokens[-self.config.max_prompt_length :])
-        return prompts, ids
-
     def rollout(self, rows, group_offset: int = 0, greedy: bool = False, generations=None):
         c = self.config
-        prompts, ids = self.encode_prompts(rows)
+        prompts = [self.task.prompt(r) for r in rows]
+        ids, cut = encode_prompts(self.tokenizer, prompts, c.max_prompt_length)
+        self.prompts_truncated += cut
         g = generations or c.num_generations
-        make_env = getattr(self.task, "make_environment", None)
-        if make_env is not None:
+        if self.task.multi_turn:
             return multi_turn_rollout(
-                self.backend, self.tokenizer, make_env, rows, ids, prompts, g,
-                c.max_completion_length, c.max_turns, c.max_episode_tokens, group_offset,
-                seed=c.seed + 7919 * self.step + 104729 * dist.rank(), greedy=greedy,
+                self.backend, self.tokenizer, self.task.make_environment, rows, ids, prompts, g,
+                c.max_completion_length, self.task.max_turns, self.task.max_episode_tokens,
+                group_offset, seed=c.seed + 7919 * self.step + 104729 * dist.rank(),
+                greedy=greedy,
             )
         return single_turn_rollout(
             self.backend, self.tokenizer, rows, ids, prompts, g, c.max_completion_length,
@@ -224,132 +181,99 @@ class GRPOTrainer:
 
     # -- one training step ---------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
-        c, acc = self.config, self.accelerator
+        """Sample and score (filtered), let learning rewards learn, estimate advantages, get
+        old / reference log-probs, then num_iterations optimizer steps over micro-batches."""
+        c, engine = self.config, self.engine
         t0 = time.perf_counter()
-        self.timers = {"generate": 0.0, "score": 0.0, "learn": 0.0, "forward_backward": 0.0,
-                       "optimizer": 0.0}
+        self.timers = dict.fromkeys(TIMERS, 0.0)
         samples, scored, stats = self.sample_and_score()
         with self.timed("learn"):
             scored = self.learn_rewards(samples, scored)
         seqs = [TrainSequence(s.prompt_ids, s.completion_ids, i) for i, s in enumerate(samples)]
-        mbs = make_micro_batches(
-            seqs, c.micro_batch_tokens, "packed" if self.packing else "padded",
-            self.pad_id, acc.device,
-        )
-        n_mbs = dist.max_over_processes(len(mbs))  # DDP needs the same number of backwards
-        requires = estimator_requires(self.estimator)
-        need_old = c.num_iterations > 1
+        mbs = make_micro_batches(seqs, c.micro_batch_tokens,
+                                 "packed" if self.packing else "padded", self.tokenizer.pad_token_id,
+                                 engine.device)
         with self.timed("forward_backward"):
-            old_logp, ref_logp, entropies = self._pre_pass(
-                samples, mbs, need_old, "entropy" in requires
-            )
-        batch = RolloutBatch.from_samples(
-            samples, scored.outputs, scored.total, c.max_completion_length, entropies
-        )
-        adv = self.estimator(batch).to(acc.device)
-        loss_mask = batch.completion_mask.to(acc.device)
-        if c.mask_truncated_completions:
-            truncated = torch.tensor([s.truncated for s in samples], device=acc.device)
-            loss_mask = loss_mask * (~truncated).float().unsqueeze(1)
-        weights = self.loss.weights(
-            loss_mask, c.max_completion_length,
-            global_tokens=dist.sum_over_processes(loss_mask.sum().item()),
-            num_processes=dist.world(),
-        )
-        zero = torch.zeros((), device=acc.device)
-        sums = {k: zero.clone() for k in ("loss", "clip", "kl", "entropy", "tokens")}
-        grad_norm = 0.0
+            old_logp, ref_logp, entropies = self.logprob_pass(samples, mbs)
+        batch = RolloutBatch.from_samples(samples, scored.outputs, scored.total,
+                                          c.max_completion_length, entropies)
+        adv = self.estimator(batch).to(engine.device)
+        loss_mask = self.loss_mask(batch, samples)
+        weights = self.loss.weights(loss_mask, c.max_completion_length,
+                                    global_tokens=dist.sum_over_processes(loss_mask.sum().item()),
+                                    num_processes=dist.world())
+        totals, grad_norm = LossTotals(engine.device), 0.0
         for _ in range(c.num_iterations):
-            for j in range(n_mbs):
-                mb = mbs[min(j, len(mbs) - 1)]
-                scale = 1.0 if j < len(mbs) else 0.0  # a padding micro-batch adds nothing
-                last = j == n_mbs - 1
-                no_sync = not last and self.ds_engine is None  # DeepSpeed: the boundary flag
-                sync = acc.no_sync(self.model) if no_sync else contextlib.nullcontext()
-                with self.timed("forward_backward"), sync:
-                    logp, ent = completion_logprobs(self.model, mb, c.temperature, with_entropy=True)
-                    r, t = mb.rows.to(acc.device), mb.cols.to(acc.device)
+            for mb, scale, last in engine.micro_batches(mbs):
+                with self.timed("forward_backward"), engine.accumulate(last):
+                    logp, entropy = completion_logprobs(engine.model, mb, c.temperature,
+                                                        with_entropy=True)
+                    r, t = mb.rows.to(engine.device), mb.cols.to(engine.device)
                     tl = self.loss.token_loss(
                         logp, None if old_logp is None else old_logp[r, t], adv[r, t],
                         loss_mask[r, t], r, c.epsilon_low, c.epsilon_upper, c.beta,
                         None if ref_logp is None else ref_logp[r, t],
                     )
-                    w = weights[r, t] * scale
-                    loss = (w * tl.loss).sum()
-                    if self.ds_engine is not None:  # DeepSpeed: reduce at the last micro-batch;
-                        # no 1/gradient_accumulation_steps rescale: the weights normalise
-                        self.ds_engine.set_gradient_accumulation_boundary(last)
-                        self.ds_engine.backward(loss, scale_wrt_gas=False)
-                    else:
-                        acc.backward(loss)
-                m = loss_mask[r, t] * scale  # metrics stay on the device: no sync per micro-batch
-                sums["loss"] += loss.detach()
-                sums["clip"] += (tl.clipped.float() * m).sum()
-                sums["entropy"] += (ent.detach() * m).sum()
-                sums["kl"] += zero if tl.kl is None else (tl.kl * m).sum()
-                sums["tokens"] += m.sum()
+                    loss = (weights[r, t] * scale * tl.loss).sum()
+                    engine.backward(loss)
+                totals.add(loss, tl, entropy, loss_mask[r, t] * scale)
             with self.timed("optimizer"):
-                if self.ds_engine is not None:  # one real step: clip, update, zero grads
-                    self.ds_engine.step()
-                    grad_norm = float(self.ds_engine.get_global_grad_norm() or 0.0)
-                else:
-                    if c.max_grad_norm > 0:
-                        params = self.model.parameters()
-                        grad_norm = float(acc.clip_grad_norm_(params, c.max_grad_norm))
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                self.scheduler.step()  # a torch scheduler: DeepSpeed leaves it to us
-        if isinstance(self.backend, VLLMGenerate):  # generation runs on its own weights copy
-            self.backend.load_weights(self.accelerator.unwrap_model(self.model))
-        sums = {k: v.item() for k, v in sums.items()}
+                grad_norm = engine.step()
+        self.backend.sync_weights(engine.policy)
         self.step += 1
-        n_tok = max(sums["tokens"], 1.0)
-        adv_tokens = adv[loss_mask > 0]
-        lengths = batch.completion_mask.sum(1)
-        metrics = {
-            **scored.metrics(),
-            **self.scorer.reward_stats(),
-            **stats,
-            "loss": sums["loss"] / c.num_iterations,
-            "clip_fraction": sums["clip"] / n_tok,
-            "entropy": sums["entropy"] / n_tok,
-            "kl": sums["kl"] / n_tok,
-            "advantage/mean": adv_tokens.mean().item() if adv_tokens.numel() else 0.0,
-            "advantage/std": adv_tokens.std().item() if adv_tokens.numel() > 1 else 0.0,
-            "advantage/abs_max": adv_tokens.abs().max().item() if adv_tokens.numel() else 0.0,
-            "completion_length": lengths.float().mean().item(),
-            "truncated_fraction": sum(s.truncated for s in samples) / len(samples),
-            "prompts_truncated": float(self.prompts_truncated),
-            "grad_norm": grad_norm,
-            "lr": self.scheduler.get_last_lr()[0],
-            **{f"time/{name}": seconds for name, seconds in self.timers.items()},
-            "micro_batches": float(len(mbs)),
-        }
+        metrics = {**scored.metrics(), **self.scorer.reward_stats(), **stats,
+                   **totals.metrics(c.num_iterations), **advantage_metrics(adv, loss_mask),
+                   **self.batch_metrics(samples, batch), "grad_norm": grad_norm, "lr": engine.lr,
+                   "micro_batches": float(len(mbs)),
+                   **{f"time/{name}": seconds for name, seconds in self.timers.items()}}
         metrics = dist.mean_over_processes(metrics)
         metrics["time/step"] = time.perf_counter() - t0
-        if c.log_completions_every and self.step % c.log_completions_every == 0 and dist.is_main():
+        self.log_completions(samples, scored, adv, loss_mask)
+        return metrics
+
+    def loss_mask(self, batch: RolloutBatch, samples: list[Sample]) -> torch.Tensor:
+        """The policy tokens that train: completion_mask, less truncated completions when
+        mask_truncated_completions."""
+        mask = batch.completion_mask.to(self.engine.device)
+        if self.config.mask_truncated_completions:
+            truncated = torch.tensor([s.truncated for s in samples], device=mask.device)
+            mask = mask * (~truncated).float().unsqueeze(1)
+        return mask
+
+    def batch_metrics(self, samples: list[Sample], batch: RolloutBatch) -> dict[str, float]:
+        return {
+            "completion_length": batch.completion_mask.sum(1).float().mean().item(),
+            "truncated_fraction": sum(s.truncated for s in samples) / len(samples),
+            "prompts_truncated": float(self.prompts_truncated),
+        }
+
+    def log_completions(self, samples, scored: ScoreResult, adv, loss_mask) -> None:
+        every = self.config.log_completions_every
+        if every and self.step % every == 0 and dist.is_main():
             first_adv = [adv[i][loss_mask[i] > 0][:1].sum().item() for i in range(len(samples))]
             write_completions(self.output_dir / "completions.jsonl", self.step, samples,
                               scored.raw, first_adv)
-        return metrics
 
     @torch.no_grad()
-    def _pre_pass(self, samples, mbs, need_old: bool, need_entropy: bool):
-        """Old-policy and reference log-probs and per-sample mean entropies, as needed."""
+    def logprob_pass(self, samples, mbs):
+        """Old-policy (num_iterations > 1) and reference (beta > 0) log-probs, and each
+        sample's mean token entropy (an estimator that requires "entropy"), as needed."""
         c = self.config
+        need_old = c.num_iterations > 1
+        need_entropy = "entropy" in estimator_requires(self.estimator)
         if not (need_old or need_entropy or c.beta > 0):
             return None, None, None
         B = len(samples)
         T = max(len(s.completion_ids) for s in samples)
-        dev = self.accelerator.device
+        dev = self.engine.device
         old = torch.zeros(B, T, device=dev) if need_old or need_entropy else None
         ent = torch.zeros(B, T, device=dev) if need_entropy else None
         ref = torch.zeros(B, T, device=dev) if c.beta > 0 else None
         for mb in mbs:
             r, t = mb.rows.to(dev), mb.cols.to(dev)
-            if old is not None:
-                policy = self.accelerator.unwrap_model(self.model)  # no DDP hooks: no-grad pass
-                logp, e = completion_logprobs(policy, mb, c.temperature, with_entropy=need_entropy)
+            if old is not None:  # the unwrapped policy: no DDP hooks in a no-grad pass
+                logp, e = completion_logprobs(self.engine.policy, mb, c.temperature,
+                                              with_entropy=need_entropy)
                 old[r, t] = logp
                 if ent is not None:
                     ent[r, t] = e
@@ -359,14 +283,15 @@ class GRPOTrainer:
         if ent is not None:
             mask = torch.zeros(B, T, device=dev)
             for i, s in enumerate(samples):
-                mask[i, : len(s.completion_mask)] = torch.tensor(s.completion_mask, device=dev, dtype=torch.float)
+                mask[i, : len(s.completion_mask)] = torch.tensor(
+                    s.completion_mask, device=dev, dtype=torch.float)
             entropies = ((ent * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu()
         return (old if need_old else None), ref, entropies
 
     def _reference(self):
         if self.ref_model is not None:
             return self.ref_model
-        return _AdaptersDisabled(self.accelerator.unwrap_model(self.model))
+        return _AdaptersDisabled(self.engine.policy)
 
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
@@ -389,7 +314,7 @@ class GRPOTrainer:
         also written to <output_dir>/task_eval.json under `stage` ("before" or "after")."""
         if not dist.is_main():
             return {}
-        policy = self.accelerator.unwrap_model(self.model)
+        policy = self.engine.policy
         was_training = policy.training
         metrics = self.task.evaluate_policy(policy.eval(), self.tokenizer)
         policy.train(was_training)
@@ -458,8 +383,7 @@ class GRPOTrainer:
             state = {"step": self.step, "stream": self.stream.state_dict(), "history": self.history}
             (path / "trainer_state.json").write_text(json.dumps(state, default=float))
             if final:
-                model = self.accelerator.unwrap_model(self.model)
-                model.save_pretrained(self.output_dir / "final")
+                self.engine.policy.save_pretrained(self.output_dir / "final")
                 self.tokenizer.save_pretrained(self.output_dir / "final")
         dist.barrier()
         return path
