@@ -1,4 +1,4 @@
-"""Advantage estimators (specs/core.md §2) on hand-computed numbers.
+"""Advantage estimators on hand-computed numbers.
 
 Every expected value is written out as arithmetic from the spec's formula."""
 
@@ -358,3 +358,12 @@ def test_every_estimator_rejects_nan_and_bad_shapes(name):
     b.groups = b.groups.float()
     with pytest.raises(ValueError, match="integer"):
         est(name)(b)
+
+
+def test_returns_to_go_by_hand():
+    from rewardkit.advantages.returns import returns_to_go
+
+    # gamma 0.5 over [1, 2, 3]: 3, 2 + 1.5 = 3.5, 1 + 1.75 = 2.75; rows independent
+    got = returns_to_go(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 4.0]]), 0.5)
+    same(got, torch.tensor([[2.75, 3.5, 3.0], [1.0, 2.0, 4.0]]))
+    assert returns_to_go(torch.zeros(2, 0), 0.9).shape == (2, 0)

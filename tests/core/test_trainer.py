@@ -143,7 +143,7 @@ def test_cli_rejects_bad_config_before_loading_a_model(capsys, monkeypatch):
     assert "unknown task 'core.nope'" in capsys.readouterr().err
 
 
-# -- loss weights (specs/core.md §1) --------------------------------------------------
+# -- loss weights (docs/training.md) --------------------------------------------------
 def test_token_weights_by_hand():
     mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])  # lengths 2 and 3, B = 2
     # grpo: 1 / (len_i * B): 1/4 for sample 0, 1/6 for sample 1

@@ -1,4 +1,4 @@
-"""Reward transforms (specs/core.md §3) on hand-computed numbers, and their error paths."""
+"""Reward transforms on hand-computed numbers, and their error paths."""
 
 import asyncio
 import math
@@ -7,6 +7,7 @@ import pytest
 
 from rewardkit.registry import TRANSFORMS
 from rewardkit.rewards import per_sample
+from rewardkit.rewards.calling import RewardError
 from rewardkit.types import RewardOutput, Sample
 
 
@@ -72,7 +73,7 @@ def test_par_errors():
         make("par", fixed)(samples_with([1.0], reference_scores=[[]]))
     with pytest.raises(ValueError, match="NaN"):
         make("par", fixed)(samples_with([1.0], reference_scores=[[float("nan")]]))
-    with pytest.raises(ValueError, match="returned nan for sample 0"):
+    with pytest.raises(RewardError, match="par: wrapped reward .* returned nan for sample 0"):
         make("par", fixed)(samples_with([float("nan")], reference_scores=[[0.0]]))
 
 
@@ -164,7 +165,7 @@ def test_ensemble_errors():
     def short(batch):
         return [1.0]
 
-    with pytest.raises(ValueError, match=r"'short' must return one value per sample \(2\), got 1"):
+    with pytest.raises(RewardError, match=r"'short' must return one value per sample \(2\), got 1"):
         make("ensemble", [short])(samples_with([1.0, 2.0]))
 
 

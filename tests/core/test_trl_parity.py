@@ -1,4 +1,4 @@
-"""Parity of rewardkit's GRPO step with `trl.GRPOTrainer._compute_loss` (specs/core.md §1).
+"""Parity of rewardkit's GRPO step with `trl.GRPOTrainer._compute_loss` (docs/training.md).
 
 Shao et al. 2024 (GRPO) with TRL's aggregations. For one tiny model, one batch and one set of
 advantages, the loss value and every parameter's gradient of each optimizer step must agree
@@ -50,7 +50,7 @@ TRL generation batch of one process, so:
 
 KL: TRL 1.16's `use_bias_correction_kl` (default True, after DeepSeek-V3.2) multiplies the k3
 KL by the differentiable ratio ρ_it, which changes the gradient even on-policy (ρ = 1 in value,
-not in gradient). specs/core.md §1 and rewardkit's loss use plain β·KL_it, which is TRL with
+not in gradient). docs/training.md and rewardkit's loss use plain β·KL_it, which is TRL with
 `use_bias_correction_kl=False`: the parity tests set it. A separate test pins the difference
 down: TRL's default equals ours plus β·KL_it·(ρ_it − 1), computed here by hand.
 

@@ -43,7 +43,6 @@ class Sample:
     group: int = 0  # index of the prompt this sample was drawn for
     meta: dict[str, Any] = field(default_factory=dict)  # dataset row: answers, tests, ids ...
     turns: list[Turn] | None = None
-    logprobs: list[float] | None = None  # sampling log-probs, when the backend gives them
     truncated: bool = False  # cut by the length limit
 
     def __post_init__(self) -> None:

@@ -12,6 +12,8 @@ import torch
 def returns_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     """G with the shape and dtype of `rewards` (..., T)."""
     out = torch.zeros_like(rewards)
+    if rewards.shape[-1] == 0:
+        return out
     running = torch.zeros_like(rewards[..., 0])
     for t in reversed(range(rewards.shape[-1])):
         running = rewards[..., t] + gamma * running

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
-import math
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,12 +19,15 @@ from typing import Any, Literal
 import torch
 
 from rewardkit.rewards.base import Reward
+from rewardkit.rewards.calling import (
+    NonFiniteReward,
+    RewardError,
+    check_outputs,
+    is_async,
+    run_sync,
+)
 from rewardkit.rewards.lifecycle import RewardContext, invoke
 from rewardkit.types import RewardOutput, Sample
-
-
-class RewardError(RuntimeError):
-    """A reward failed, timed out or returned something unusable."""
 
 
 @dataclass
@@ -122,7 +123,7 @@ class Scorer:
     def _score(
         self, samples: list[Sample], rewards: list[WeightedReward], context: RewardContext | None
     ) -> ScoreResult:
-        if any(_is_async(r.reward) for r in rewards):
+        if any(is_async(r.reward) for r in rewards):
             return run_sync(self.score(samples, context, rewards))
         # all sync: the thread pool alone (an event loop per batch costs ~10 ms a step)
         futures = [self.pool.submit(invoke, r.reward, samples, context) for r in rewards]
@@ -158,7 +159,7 @@ class Scorer:
         errors: dict[str, int] = {}
         for r, res in zip(rewards, results, strict=True):
             if isinstance(res, BaseException):
-                if self.on_error == "raise" or isinstance(res, _NonFinite):
+                if self.on_error == "raise" or isinstance(res, NonFiniteReward):
                     raise res if isinstance(res, RewardError) else RewardError(
                         f"reward {r.name!r} failed: {type(res).__name__}: {res}"
                     ) from res
@@ -195,7 +196,7 @@ class Scorer:
     ) -> list[RewardOutput]:
         timeout = self._timeout(r)
         loop = asyncio.get_running_loop()
-        if _is_async(r.reward):
+        if is_async(r.reward):
             coro = invoke(r.reward, samples, context)
         else:
             coro = loop.run_in_executor(self.pool, invoke, r.reward, samples, context)
@@ -208,20 +209,7 @@ class Scorer:
         return self._check(r, samples, values)
 
     def _check(self, r: WeightedReward, samples: list[Sample], values: Any) -> list[RewardOutput]:
-        """One output per sample, each with a finite score, or a RewardError."""
-        if not isinstance(values, list | tuple) or len(values) != len(samples):
-            got = len(values) if isinstance(values, list | tuple) else type(values).__name__
-            raise RewardError(
-                f"reward {r.name!r} must return one value per sample ({len(samples)}), got {got}"
-            )
-        outputs = [RewardOutput.coerce(v) for v in values]
-        for i, o in enumerate(outputs):
-            if not math.isfinite(o.score):
-                raise _NonFinite(
-                    f"reward {r.name!r} returned {o.score} for sample {i} "
-                    f"(group {samples[i].group}, completion {samples[i].completion[:80]!r})"
-                )
-        return outputs
+        return check_outputs(values, samples, f"reward {r.name!r}")
 
     def reward_stats(self) -> dict[str, float]:
         """Counters that rewards keep over the run (a reward may define `stats()`, e.g. a
@@ -258,18 +246,6 @@ class Scorer:
 _SCORERS = itertools.count()
 
 
-class _NonFinite(RewardError):
-    """Never zeroed: a NaN reward is a bug to fix, not a flaky failure."""
-
-
-def _is_async(reward: Any) -> bool:
-    return (
-        inspect.iscoroutinefunction(reward)
-        or inspect.iscoroutinefunction(type(reward).__call__)
-        or getattr(reward, "is_async", False)  # a @per_sample async function
-    )
-
-
 def _merge(
     i: int,
     sample: Sample,
@@ -301,35 +277,3 @@ def _merge(
                     f"reward for sample {i}; step rewards can only be summed on the same steps"
                 )
     return RewardOutput(total, token_rewards=token, step_rewards=steps, step_ends=ends, info=info)
-
-
-def run_sync(awaitable):
-    """Wait for a coroutine (or any awaitable) from sync code, also when an event loop is
-    already running in this thread (then in a thread of its own): the one sync-from-async
-    bridge of rewardkit."""
-    if inspect.iscoroutine(awaitable):
-        coro = awaitable
-    else:
-
-        async def wait():
-            return await awaitable
-
-        coro = wait()
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: dict[str, Any] = {}
-
-    def target():
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as exc:  # noqa: BLE001
-            box["error"] = exc
-
-    t = threading.Thread(target=target)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]

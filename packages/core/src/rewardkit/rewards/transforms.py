@@ -1,5 +1,5 @@
 """Reward transforms (registry "rewardkit.transforms"): batch rewards that wrap other
-rewards and reshape their scores (specs/core.md §3).
+rewards and reshape their scores.
 
 Each transform is a sync batch `Reward`: it calls the reward(s) it wraps (awaiting an async
 one), checks what they return, and answers one `RewardOutput` per sample whose `score` is
@@ -24,8 +24,8 @@ import numpy as np
 
 from rewardkit.registry import REWARDS, TRANSFORMS
 from rewardkit.rewards.base import Reward, build_reward
+from rewardkit.rewards.calling import check_outputs, run_sync
 from rewardkit.rewards.lifecycle import RewardContext, invoke
-from rewardkit.rewards.scoring import run_sync
 from rewardkit.types import RewardOutput, Sample
 
 MAX_PAR_REFERENCES = 10
@@ -55,19 +55,7 @@ def call_reward(
     values = invoke(reward, samples, context)
     if inspect.isawaitable(values):
         values = run_sync(values)
-    if not isinstance(values, list | tuple) or len(values) != len(samples):
-        got = len(values) if isinstance(values, list | tuple) else type(values).__name__
-        raise ValueError(
-            f"{who}: wrapped reward {reward_name(reward)!r} must return one value per sample "
-            f"({len(samples)}), got {got}"
-        )
-    outputs = [RewardOutput.coerce(v) for v in values]
-    for i, o in enumerate(outputs):
-        if not math.isfinite(o.score):
-            raise ValueError(
-                f"{who}: wrapped reward {reward_name(reward)!r} returned {o.score} for sample {i}"
-            )
-    return outputs
+    return check_outputs(values, samples, f"{who}: wrapped reward {reward_name(reward)!r}")
 
 
 def reference_scores(sample: Sample, key: str, i: int, who: str) -> list[float]:
