@@ -44,6 +44,7 @@ class Engine:
         self.optimizer: Any = None
         self.scheduler: Any = None
         self.deepspeed: Any = None  # the DeepSpeedEngine, under DeepSpeed
+        self._policy: Any = None
 
     @property
     def device(self) -> torch.device:
@@ -81,11 +82,13 @@ class Engine:
             model, optimizer, scheduler
         )
         self.deepspeed = self.model if plugin is not None else None
+        # unwrapping walks the module tree (milliseconds): once, the wrapper is fixed now
+        self._policy = self.accelerator.unwrap_model(self.model)
 
     @property
     def policy(self) -> torch.nn.Module:
         """The model without its DDP / DeepSpeed wrapper (no-grad passes, generation, saving)."""
-        return self.accelerator.unwrap_model(self.model)
+        return self._policy
 
     @property
     def lr(self) -> float:
