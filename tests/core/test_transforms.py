@@ -214,6 +214,26 @@ def test_length_correction_linear_fit_warm_up_and_window():
     assert lc.stats()["length_correction/window"] == 3.0
 
 
+def test_length_correction_evaluation_batches_do_not_enter_the_window():
+    """With the trainer's context, an eval batch is corrected with the current fit and left
+    out of the window; the window is the transform's checkpoint state."""
+    from rewardkit.rewards.lifecycle import RewardContext
+
+    lc = make("length_correction", fixed, degree=1, min_samples=3, window=8)
+    lc(token_samples([1, 2, 3], [0.0, 3.0, 3.0]), context=RewardContext(0, "train"))
+    # the same fit as above: g(len) = 1.5 len - 1, mean g = 2
+    out = lc(token_samples([4], [9.0]), context=RewardContext(1, "eval"))
+    assert out[0].score == pytest.approx(9.0 - 5.0 + 2.0)
+    assert lc.stats()["length_correction/window"] == 3.0  # the eval sample stayed out
+    state = lc.state_dict()
+    fresh = make("length_correction", fixed, degree=1, min_samples=3, window=8)
+    fresh.load_state_dict(state)
+    again = fresh(token_samples([4], [9.0]), context=RewardContext(1, "eval"))
+    assert again[0].score == pytest.approx(out[0].score)
+    lc(token_samples([4], [9.0]), context=RewardContext(1, "train"))
+    assert lc.stats()["length_correction/window"] == 4.0
+
+
 def test_length_correction_binned_fit():
     # lengths 1, 3, 5, 7, r = 1, 3, 5, 11, 2 bins: {1, 3} -> centre 2, mean 2; {5, 7} ->
     # centre 6, mean 8. g interpolates: g(1) = 2 (clamped), g(3) = 2 + 1*(6/4) = 3.5,
