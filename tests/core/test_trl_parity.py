@@ -111,8 +111,15 @@ class Batch:
 
     def samples(self) -> list[Sample]:
         return [
-            Sample("p", "", prompt_ids=p, completion_ids=c, completion_mask=m, group=i // 2,
-                   truncated=t)
+            Sample(
+                "p",
+                "",
+                prompt_ids=p,
+                completion_ids=c,
+                completion_mask=m,
+                group=i // 2,
+                truncated=t,
+            )
             for i, (p, c, m, t) in enumerate(
                 zip(self.prompts, self.completions, self.policy_masks, TRUNCATED, strict=True)
             )
@@ -170,27 +177,42 @@ class Step:
     grads: dict[str, torch.Tensor]
 
 
-def train_step(tiny, batch, loss_type, beta, eps, eps_high, off_policy, mode,
-               mask_truncated=False, tmp="/tmp"):
+def train_step(
+    tiny, batch, loss_type, beta, eps, eps_high, off_policy, mode, mask_truncated=False, tmp="/tmp"
+):
     """Run GRPOTrainer.train_step once on `batch`; return its optimizer steps and metrics."""
     from rewardkit.trainer.trainer import GRPOTrainer
 
     model, tokenizer, out_dir = tiny
     config = GRPOConfig(
-        model="tiny", task="test.fixed", num_generations=2, prompts_per_step=3,
-        max_completion_length=MAX_COMPLETION_LENGTH, temperature=TEMPERATURE,
-        loss_type=loss_type, beta=beta, epsilon=eps, epsilon_high=eps_high,
-        num_iterations=2 if off_policy else 1, learning_rate=LEARNING_RATE, max_grad_norm=0.0,
-        micro_batch_tokens=TOKEN_BUDGET, packing=mode == "packed",
-        mask_truncated_completions=mask_truncated, output_dir=str(out_dir / "ours"),
-        report_to=[], log_completions_every=0, progress=False,
+        model="tiny",
+        task="test.fixed",
+        num_generations=2,
+        prompts_per_step=3,
+        max_completion_length=MAX_COMPLETION_LENGTH,
+        temperature=TEMPERATURE,
+        loss_type=loss_type,
+        beta=beta,
+        epsilon=eps,
+        epsilon_high=eps_high,
+        num_iterations=2 if off_policy else 1,
+        learning_rate=LEARNING_RATE,
+        max_grad_norm=0.0,
+        micro_batch_tokens=TOKEN_BUDGET,
+        packing=mode == "packed",
+        mask_truncated_completions=mask_truncated,
+        output_dir=str(out_dir / "ours"),
+        report_to=[],
+        log_completions_every=0,
+        progress=False,
     )
     parts = Components(
-        OneRowTask(), [WeightedReward("zero", lambda s: [0.0] * len(s))],
-        FixedAdvantages(batch.advantages), "zero",
+        OneRowTask(),
+        [WeightedReward("zero", lambda s: [0.0] * len(s))],
+        FixedAdvantages(batch.advantages),
+        "zero",
     )
-    trainer = GRPOTrainer(config, model=copy.deepcopy(model), tokenizer=tokenizer,
-                          components=parts)
+    trainer = GRPOTrainer(config, model=copy.deepcopy(model), tokenizer=tokenizer, components=parts)
     samples = batch.samples()
     B = len(samples)
     scored = ScoreResult(torch.zeros(B), {"zero": [0.0] * B}, [RewardOutput(0.0)] * B)
@@ -204,11 +226,13 @@ def train_step(tiny, batch, loss_type, beta, eps, eps_high, off_policy, mode,
         return backward(loss, **kwargs)
 
     def record_step(*args, **kwargs):
-        steps.append(Step(
-            {n: p.detach().clone() for n, p in policy.named_parameters()},
-            sum(losses),
-            {n: p.grad.clone() for n, p in policy.named_parameters()},
-        ))
+        steps.append(
+            Step(
+                {n: p.detach().clone() for n, p in policy.named_parameters()},
+                sum(losses),
+                {n: p.grad.clone() for n, p in policy.named_parameters()},
+            )
+        )
         losses.clear()
         return optimizer_step(*args, **kwargs)
 
@@ -237,8 +261,16 @@ def _pad(rows: list[list], value, left: bool, dtype) -> torch.Tensor:
     return out
 
 
-def trl_trainer(tiny, loss_type, beta, eps, eps_high, accumulation=1, bias_correction_kl=False,
-                importance_sampling_level="token"):
+def trl_trainer(
+    tiny,
+    loss_type,
+    beta,
+    eps,
+    eps_high,
+    accumulation=1,
+    bias_correction_kl=False,
+    importance_sampling_level="token",
+):
     model, tokenizer, out_dir = tiny
     B = len(SHAPES)
     args = trl.GRPOConfig(
@@ -280,8 +312,9 @@ def trl_inputs(batch: Batch, rows: list[int], pad_id: int, mask_truncated: bool)
     prompts = [batch.prompts[i] for i in rows]
     completions = [batch.completions[i] for i in rows]
     width = max(len(c) for c in completions)
-    attention = [[0 if mask_truncated and TRUNCATED[i] else 1] * len(batch.completions[i])
-                 for i in rows]
+    attention = [
+        [0 if mask_truncated and TRUNCATED[i] else 1] * len(batch.completions[i]) for i in rows
+    ]
     inputs = {
         "prompt_ids": _pad(prompts, pad_id, True, torch.long),
         "prompt_mask": _pad([[1] * len(p) for p in prompts], 0, True, torch.long),
@@ -311,8 +344,7 @@ def trl_logps(trainer, params, inputs, grad=False) -> torch.Tensor:
     return logps
 
 
-def trl_steps(trainer, tiny, batch, steps, off_policy, beta, accumulation=1,
-              mask_truncated=False):
+def trl_steps(trainer, tiny, batch, steps, off_policy, beta, accumulation=1, mask_truncated=False):
     """TRL's loss and gradients at each of our optimizer steps' weights."""
     model, tokenizer, _ = tiny
     B, pad_id = len(SHAPES), tokenizer.pad_token_id
@@ -335,8 +367,11 @@ def trl_steps(trainer, tiny, batch, steps, off_policy, beta, accumulation=1,
             loss = trainer._compute_loss(trainer.model, inputs)
             loss.backward()
             total += loss.item()
-        out.append(Step(step.params, total,
-                        {n: p.grad.clone() for n, p in trainer.model.named_parameters()}))
+        out.append(
+            Step(
+                step.params, total, {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
+            )
+        )
     return out
 
 
@@ -369,8 +404,11 @@ def test_train_step_matches_trl(tiny, batch, loss_type, case):
     trainer = trl_trainer(tiny, loss_type, beta, eps, eps_high)
     for mode in ("padded", "packed"):
         steps, metrics = train_step(tiny, batch, loss_type, beta, eps, eps_high, off_policy, mode)
-        assert_same(steps, trl_steps(trainer, tiny, batch, steps, off_policy, beta),
-                    f"{loss_type}/{case}/{mode}")
+        assert_same(
+            steps,
+            trl_steps(trainer, tiny, batch, steps, off_policy, beta),
+            f"{loss_type}/{case}/{mode}",
+        )
         if off_policy:  # the second iteration's ratios are clipped on many tokens
             assert 0.05 < metrics["clip_fraction"] < 0.5, metrics["clip_fraction"]
         else:  # ratio = 1: never clipped
@@ -382,12 +420,12 @@ def test_gspo_matches_trl_sequence_importance_sampling(tiny, batch, case):
     """Our loss_type "gspo" (GSPO's sequence-level ratio, grpo aggregation) against TRL's
     importance_sampling_level="sequence" with loss_type "grpo"."""
     beta, eps, eps_high, off_policy = CASES[case]
-    trainer = trl_trainer(tiny, "grpo", beta, eps, eps_high,
-                          importance_sampling_level="sequence")
+    trainer = trl_trainer(tiny, "grpo", beta, eps, eps_high, importance_sampling_level="sequence")
     for mode in ("padded", "packed"):
         steps, metrics = train_step(tiny, batch, "gspo", beta, eps, eps_high, off_policy, mode)
-        assert_same(steps, trl_steps(trainer, tiny, batch, steps, off_policy, beta),
-                    f"gspo/{case}/{mode}")
+        assert_same(
+            steps, trl_steps(trainer, tiny, batch, steps, off_policy, beta), f"gspo/{case}/{mode}"
+        )
         if off_policy:  # whole sequences are clipped in the second iteration
             assert metrics["clip_fraction"] > 0.05, metrics["clip_fraction"]
     token_level = trl_trainer(tiny, "grpo", beta, eps, eps_high)
@@ -400,8 +438,9 @@ def test_gspo_matches_trl_sequence_importance_sampling(tiny, batch, case):
 def test_mask_truncated_completions_matches_trl(tiny, batch, loss_type):
     """mask_truncated_completions: TRL zeroes a truncated completion's mask; so do we."""
     trainer = trl_trainer(tiny, loss_type, 0.05, 0.2, 0.28)
-    steps, _ = train_step(tiny, batch, loss_type, 0.05, 0.2, 0.28, True, "packed",
-                          mask_truncated=True)
+    steps, _ = train_step(
+        tiny, batch, loss_type, 0.05, 0.2, 0.28, True, "packed", mask_truncated=True
+    )
     reference = trl_steps(trainer, tiny, batch, steps, True, 0.05, mask_truncated=True)
     assert_same(steps, reference, f"{loss_type}/mask_truncated")
     unmasked = trl_steps(trainer, tiny, batch, steps, True, 0.05, mask_truncated=False)

@@ -153,11 +153,19 @@ def test_the_trainer_keeps_only_prompts_inside_the_band(tmp_path):
     if "test.first_k_right" not in REWARDS._builtins:
         REWARDS.register("test.first_k_right", first_k_right)
     config = GRPOConfig(
-        model="tiny", tiny_model={"num_layers": 1, "hidden_size": 32, "num_heads": 2},
-        task="core.arith", prompts_per_step=3, num_generations=4, max_completion_length=3,
-        rewards=[{"name": "test.first_k_right"}], group_filter="math.accuracy_band",
-        group_filter_options={"reward": "test.first_k_right"}, max_resample_rounds=20,
-        output_dir=str(tmp_path), report_to=[], progress=False,
+        model="tiny",
+        tiny_model={"num_layers": 1, "hidden_size": 32, "num_heads": 2},
+        task="core.arith",
+        prompts_per_step=3,
+        num_generations=4,
+        max_completion_length=3,
+        rewards=[{"name": "test.first_k_right"}],
+        group_filter="math.accuracy_band",
+        group_filter_options={"reward": "test.first_k_right"},
+        max_resample_rounds=20,
+        output_dir=str(tmp_path),
+        report_to=[],
+        progress=False,
     )
     trainer = GRPOTrainer(config)
     for _ in range(2):

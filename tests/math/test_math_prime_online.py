@@ -95,9 +95,13 @@ def test_first_ce_loss_is_log_2_when_policy_equals_reference():
 def test_labels_come_from_the_runs_scores_when_it_has_the_label_reward():
     policy, tok = build_tiny_model(seed=1, **TINY)
     ref, _ = build_tiny_model(seed=2, **TINY)
-    reward = ImplicitPRMReward(prm=ImplicitPRM(policy, ref, tok), score="zero",
-                               online_update="after", label_reward="math.accuracy",
-                               label_options={"num_workers": 1})
+    reward = ImplicitPRMReward(
+        prm=ImplicitPRM(policy, ref, tok),
+        score="zero",
+        online_update="after",
+        label_reward="math.accuracy",
+        label_options={"num_workers": 1},
+    )
     samples = _samples(tok)
 
     class Scored:  # what the trainer passes: the run's raw scores by reward name
@@ -128,7 +132,9 @@ def test_labels_come_from_math_accuracy(accuracy):
     policy, tok = build_tiny_model(seed=1, **TINY)
     ref, _ = build_tiny_model(seed=2, **TINY)
     reward = ImplicitPRMReward(
-        prm=ImplicitPRM(policy, ref, tok), score="zero", online_update="after",
+        prm=ImplicitPRM(policy, ref, tok),
+        score="zero",
+        online_update="after",
         label_reward=accuracy,
     )
     samples = _samples(tok)
@@ -228,17 +234,34 @@ def test_the_trainer_hook_learns_once_per_step_on_the_kept_batch_and_never_in_ev
     if "test.first_k_right" not in REWARDS._builtins:
         REWARDS.register("test.first_k_right", first_k_right)
     config = GRPOConfig(
-        model="tiny", tiny_model=TINY, task="core.arith", prompts_per_step=2, num_generations=4,
-        max_completion_length=3, eval_size=3, advantage="math.prime",
+        model="tiny",
+        tiny_model=TINY,
+        task="core.arith",
+        prompts_per_step=2,
+        num_generations=4,
+        max_completion_length=3,
+        eval_size=3,
+        advantage="math.prime",
         rewards=[
             {"name": "test.first_k_right"},
-            {"name": "math.implicit_prm", "options": {
-                "model": "tiny", "tiny_model": {**TINY, "seed": 4}, "score": "zero",
-                "online_update": "before", "label_reward": "test.first_k_right", "lr": 1e-2}},
+            {
+                "name": "math.implicit_prm",
+                "options": {
+                    "model": "tiny",
+                    "tiny_model": {**TINY, "seed": 4},
+                    "score": "zero",
+                    "online_update": "before",
+                    "label_reward": "test.first_k_right",
+                    "lr": 1e-2,
+                },
+            },
         ],
         group_filter="math.accuracy_band",
-        group_filter_options={"reward": "test.first_k_right"}, max_resample_rounds=30,
-        output_dir=str(tmp_path), report_to=[], progress=False,
+        group_filter_options={"reward": "test.first_k_right"},
+        max_resample_rounds=30,
+        output_dir=str(tmp_path),
+        report_to=[],
+        progress=False,
     )
     trainer = GRPOTrainer(config)
     prm = trainer.reward_objects["math.implicit_prm"]
@@ -255,7 +278,9 @@ def test_the_trainer_hook_learns_once_per_step_on_the_kept_batch_and_never_in_ev
     assert [o.token_rewards for o in rescored.per_reward["math.implicit_prm"]] == now
     assert [o.token_rewards for o in scored.per_reward["math.implicit_prm"]] != now
     metrics = trainer.train_step()  # one step, however many resampling rounds it took
-    assert prm.stats()["prm_updates"] == 2.0 and metrics["reward/math.implicit_prm/prm_updates"] == 2
+    assert (
+        prm.stats()["prm_updates"] == 2.0 and metrics["reward/math.implicit_prm/prm_updates"] == 2
+    )
     trainer.step = 2
     trainer.save_checkpoint()
     resumed = GRPOTrainer(GRPOConfig(**{**config.to_dict(), "resume_from": "latest"}))

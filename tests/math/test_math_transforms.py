@@ -115,8 +115,12 @@ def _first_token_advantages(transform, prm_steps, **estimator_options):
         Sample("q", "c", completion_ids=list(range(2 * len(s))), group=0, meta={"steps": s})
         for s in prm_steps
     ]
-    scorer = Scorer([WeightedReward("success", lambda b: [1.0] * len(b)),
-                     WeightedReward("prm", transform(fake_prm))])
+    scorer = Scorer(
+        [
+            WeightedReward("success", lambda b: [1.0] * len(b)),
+            WeightedReward("prm", transform(fake_prm)),
+        ]
+    )
     result = scorer(samples)
     scorer.close()
     batch = RolloutBatch.from_samples(samples, result.outputs, result.total)
@@ -152,8 +156,12 @@ def test_the_per_step_baseline_farms_as_the_issue_computed():
         assert b == pytest.approx(0.4 * k / (2 + k), abs=1e-6)
 
 
-@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6), st.integers(0, 5),
-       st.integers(1, 30), st.sampled_from(["sample", "none"]))
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6),
+    st.integers(0, 5),
+    st.integers(1, 30),
+    st.sampled_from(["sample", "none"]),
+)
 @settings(max_examples=60, deadline=None)
 def test_no_repetition_raises_any_first_token_advantage(steps, which, repeats, baseline):
     """For any PRM steps, repeating one of B's steps never raises B's first-token advantage

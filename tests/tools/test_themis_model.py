@@ -169,10 +169,14 @@ def bpe_model():
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    corpus = [f"### USER:\nQuestion: what is {a} + {b}?\nAnswer: {a + b}\n" for a in range(40)
-              for b in range(0, 40, 7)] + ["Thought: check\nAction: Calculator\nWork: ok"] * 20
+    corpus = [
+        f"### USER:\nQuestion: what is {a} + {b}?\nAnswer: {a + b}\n"
+        for a in range(40)
+        for b in range(0, 40, 7)
+    ] + ["Thought: check\nAction: Calculator\nWork: ok"] * 20
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<pad>", "<bos>", "<eos>"],
+        vocab_size=400,
+        special_tokens=["<pad>", "<bos>", "<eos>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     backend.train_from_iterator(corpus, trainer)
@@ -214,8 +218,9 @@ def test_training_scoring_and_generation_see_the_same_ids(bpe_model, monkeypatch
     assert ids == tokenize(tok, text) and ids[0] == tok.bos_token_id  # one tokenisation
     assert len(weights) == len(ids)
     # the answer is one token " 42" that starts in the prompt's space: an answer target
-    answer_ids = [i for i, w in zip(ids, weights, strict=True) if w == 1.0 and
-                  tok.decode([i]).strip() == "42"]
+    answer_ids = [
+        i for i, w in zip(ids, weights, strict=True) if w == 1.0 and tok.decode([i]).strip() == "42"
+    ]
     assert len(answer_ids) == 1
     _, rejected = encode(tok, "what is 40 + 2?", "42", trace, chosen=False)
     assert sum(weights) - sum(rejected) == 1.0  # only that one answer token differs

@@ -190,8 +190,9 @@ def test_intermediate_granularity_matches_the_reference_code():
     # issue 17: G = [a(x=1,y=2), b(z=3)], P = [a(x=1,y=0), b(z=3)]: r_name 1, a 0, b 1:
     # R_max 2 / S_max 3 -> 6 * 2/3 - 3 = +1 (the fine S_max 6 with 1 + |params| per call
     # gave 0 here)
-    got = correct([call("a", x=1, y=2), call("b", z=3)], [call("a", x=1, y=0), call("b", z=3)],
-                  "intermediate")
+    got = correct(
+        [call("a", x=1, y=2), call("b", z=3)], [call("a", x=1, y=0), call("b", z=3)], "intermediate"
+    )
     assert got == pytest.approx(1.0)
     # one wrong value: no call matches; R_max = r_name = 1, S_max = 2 -> 6/2 - 3 = 0
     assert correct([call("a", x=1, y=2)], [call("a", x=1, y=3)], "intermediate") == (
@@ -253,8 +254,9 @@ def test_dynamic_scale_schedule_matches_the_reference_code():
     assert fmt == pytest.approx((-1.0, 1.2)) and cor == pytest.approx((-2.8, 2.8))
     assert sched.ranges(150) == sched.ranges(999) == ((-1.0, 1.0), (-3.0, 3.0))
     # a plain linear schedule: end = toward
-    lin = ScaleSchedule("dynamic", steps=10, format_start=(0.0, 2.0), format_end=(0.0, 1.0),
-                        format_toward=None)
+    lin = ScaleSchedule(
+        "dynamic", steps=10, format_start=(0.0, 2.0), format_end=(0.0, 1.0), format_toward=None
+    )
     assert lin.ranges(5) == ((0.0, 1.5), (-2.5, 2.5))
     assert ScaleSchedule().ranges(3) == ((0.0, 1.0), (-3.0, 3.0))
     with pytest.raises(ValueError, match="schedule_steps"):
@@ -270,8 +272,13 @@ def test_dynamic_scale_schedule_matches_the_reference_code():
 def test_dynamic_reward_follows_the_trainer_step():
     gt = answer_text([call("a", x=1, y=2)])
     s = sample(calls_text(call("a", x=1, y=3)), gt)  # R_max / S_max = 3 / 4
-    reward = ToolRLReward(scale="dynamic", schedule_steps=10, format_start=(0.0, 2.0),
-                          format_end=(0.0, 1.0), format_toward=None)
+    reward = ToolRLReward(
+        scale="dynamic",
+        schedule_steps=10,
+        format_start=(0.0, 2.0),
+        format_end=(0.0, 1.0),
+        format_toward=None,
+    )
     # step 0: format 2 + correctness 4 * 0.75 - 2 = 1 -> 3
     assert reward([s])[0].score == pytest.approx(3.0)
     # step 5 (the trainer's step, from the reward context): format 1.5 + correctness

@@ -94,8 +94,11 @@ def fill_batch(
         offset = max(s.group for s in samples) + 1
         if n_kept >= groups_wanted:
             break
-    stats = {"group_filter/rounds": float(rounds), "group_filter/groups_kept": float(n_kept),
-             "group_filter/unfiltered": float(not kept)}
+    stats = {
+        "group_filter/rounds": float(rounds),
+        "group_filter/groups_kept": float(n_kept),
+        "group_filter/unfiltered": float(not kept),
+    }
     if not kept:
         return samples, scored, stats
     return kept_samples, ScoreResult.concat(kept), stats

@@ -103,7 +103,11 @@ def supervised_warm_start(
     batches = (rng.sample(encoded, min(batch_size, len(encoded))) for _ in range(steps))
     warmup = max(steps // 10, 1)
     return train_supervised(
-        model, batches, steps, pad, learning_rate,
+        model,
+        batches,
+        steps,
+        pad,
+        learning_rate,
         lr_factor=lambda s: min(1.0, (s + 1) / warmup) * max(0.0, 1 - s / steps),
         progress="warm start" if progress else None,
     )

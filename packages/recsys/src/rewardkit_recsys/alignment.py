@@ -87,6 +87,11 @@ def supervised_alignment(
             )
 
     return train_supervised(
-        model, batches, steps, pad, learning_rate,
-        lr_factor=(lambda step: 1 - step / steps) if decay else None, on_loss=log,
+        model,
+        batches,
+        steps,
+        pad,
+        learning_rate,
+        lr_factor=(lambda step: 1 - step / steps) if decay else None,
+        on_loss=log,
     )

@@ -129,7 +129,9 @@ class Engine:
         else:
             if self.config.max_grad_norm > 0:
                 params = self.model.parameters()
-                grad_norm = float(self.accelerator.clip_grad_norm_(params, self.config.max_grad_norm))
+                grad_norm = float(
+                    self.accelerator.clip_grad_norm_(params, self.config.max_grad_norm)
+                )
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()  # a torch scheduler: DeepSpeed leaves it to us

@@ -148,8 +148,18 @@ class DAPOLoss(PolicyLoss):
 class GSPOLoss(GRPOLoss):
     """GSPO: the sequence-level ratio s_i for every token of sequence i; grpo's weights."""
 
-    def token_loss(self, logp, old_logp, advantages, mask, rows, epsilon_low, epsilon_high,
-                   beta=0.0, ref_logp=None):
+    def token_loss(
+        self,
+        logp,
+        old_logp,
+        advantages,
+        mask,
+        rows,
+        epsilon_low,
+        epsilon_high,
+        beta=0.0,
+        ref_logp=None,
+    ):
         old = logp.detach() if old_logp is None else old_logp
         m = mask.to(logp.dtype)
         n_rows = int(rows.max()) + 1 if rows.numel() else 0
@@ -168,5 +178,6 @@ def token_weights(
     num_processes: int = 1,
 ) -> torch.Tensor:
     """(B, T) aggregation weights of the local batch for the registered `loss_type`."""
-    return LOSSES.get(loss_type)().weights(mask, max_completion_length, global_tokens,
-                                          num_processes)
+    return LOSSES.get(loss_type)().weights(
+        mask, max_completion_length, global_tokens, num_processes
+    )
