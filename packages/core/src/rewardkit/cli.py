@@ -58,7 +58,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rewardkit.trainer.trainer import GRPOTrainer
 
     trainer = GRPOTrainer(config, components=parts)
-    accuracy = trainer.evaluate(args.split)
+    with trainer.scorer:
+        accuracy = trainer.evaluate(args.split)
     print(f"{config.task} [{args.split}] greedy accuracy of {config.model}: {accuracy:.3f} "
           f"over {min(config.eval_size, len(parts.task.rows(args.split)))} rows")
     return 0
@@ -89,11 +90,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return run_replay(args)
 
 
+def _registries():
+    from rewardkit.registry import ALL_REGISTRIES
+
+    return ALL_REGISTRIES
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="show installed rewards, estimators, transforms and tasks")
-    p.add_argument("--kind", choices=["reward", "advantage", "transform", "task"])
+    p = sub.add_parser("list", help="show installed rewards, estimators, transforms, tasks, ...")
+    p.add_argument("--kind", choices=[r.kind for r in _registries()])
     p.set_defaults(func=cmd_list)
     for name, func, text in (
         ("train", cmd_train, "train with GRPO from a YAML config and/or key=value settings"),

@@ -71,12 +71,10 @@ rewardkit's `Scorer` (TRL itself would read NaN as "this reward does not apply")
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
 import math
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -89,7 +87,7 @@ from rewardkit.external import (
 )
 from rewardkit.registry import REWARDS, TASKS
 from rewardkit.rewards.base import Reward, build_reward
-from rewardkit.rewards.scoring import RewardError
+from rewardkit.rewards.calling import check_outputs, is_async, run_sync
 from rewardkit.types import Prompt, RewardOutput, Sample
 
 # keyword arguments TRL adds for its own purposes; everything else it passes is a dataset column
@@ -141,11 +139,11 @@ def as_trl_reward_func(
         return samples, kwargs
 
     def finish(values: Any, samples: list[Sample], kwargs: dict) -> list[float]:
-        outputs = _check_outputs(name, values, samples)
+        outputs = check_outputs(values, samples, f"reward {name!r}")
         _log_info(name, outputs, kwargs.get("log_metric"), kwargs.get("log_extra"))
         return [o.score for o in outputs]
 
-    if _is_async(reward):
+    if is_async(reward):
 
         async def trl_reward(prompts, completions, completion_ids=None, **kwargs) -> list[float]:
             samples, kwargs = prepare(prompts, completions, completion_ids, kwargs)
@@ -160,7 +158,7 @@ def as_trl_reward_func(
             samples, kwargs = prepare(prompts, completions, completion_ids, kwargs)
             values = reward(samples)
             if inspect.isawaitable(values):  # a sync __call__ that returned a coroutine
-                values = _run_coroutine(values)
+                values = run_sync(values)
             return finish(values, samples, kwargs)
 
     trl_reward.__name__ = trl_reward.__qualname__ = name
@@ -325,14 +323,6 @@ def _reward_name(reward: Any) -> str:
     return getattr(reward, "__name__", None) or type(reward).__name__
 
 
-def _is_async(reward: Any) -> bool:
-    return (
-        bool(getattr(reward, "is_async", False))  # a @per_sample async function
-        or inspect.iscoroutinefunction(reward)
-        or inspect.iscoroutinefunction(type(reward).__call__)  # async def __call__
-    )
-
-
 def _groups(prompts: Sequence[Prompt], num_generations: int | None) -> list[int]:
     if num_generations is not None:
         return [i // num_generations for i in range(len(prompts))]
@@ -368,27 +358,6 @@ def _content_text(content: Any, index: int) -> str:
     raise TypeError(f"completion {index}: message content of type {type(content).__name__}")
 
 
-def _check_outputs(name: str, values: Any, samples: list[Sample]) -> list[RewardOutput]:
-    if not isinstance(values, list | tuple) or len(values) != len(samples):
-        got = len(values) if isinstance(values, list | tuple) else type(values).__name__
-        raise RewardError(
-            f"reward {name!r} must return one value per sample ({len(samples)}), got {got}"
-        )
-    outputs = []
-    for i, value in enumerate(values):
-        try:
-            output = RewardOutput.coerce(value)
-        except TypeError as err:
-            raise RewardError(f"reward {name!r}, sample {i}: {err}") from None
-        if not math.isfinite(output.score):
-            raise RewardError(
-                f"reward {name!r} returned {output.score} for sample {i} "
-                f"(completion {samples[i].completion[:80]!r})"
-            )
-        outputs.append(output)
-    return outputs
-
-
 def _log_info(name: str, outputs: list[RewardOutput], log_metric, log_extra) -> None:
     """Batch means of numeric info values to TRL's metrics, scalar values to its table."""
     keys = sorted({k for o in outputs for k in o.info})
@@ -405,29 +374,3 @@ def _log_info(name: str, outputs: list[RewardOutput], log_metric, log_extra) -> 
             isinstance(v, str | int | float | bool | None) for v in values
         ):
             log_extra(f"{name}/{key}", values)
-
-
-def _run_coroutine(coro: Any) -> Any:
-    """Await `coro` from sync code, also when the calling thread already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(_as_coroutine(coro))
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            result["value"] = asyncio.run(_as_coroutine(coro))
-        except BaseException as err:  # re-raised in the caller's thread
-            result["error"] = err
-
-    thread = threading.Thread(target=run, name="rewardkit-trl-reward")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
-
-
-async def _as_coroutine(awaitable: Any) -> Any:
-    return await awaitable

@@ -30,6 +30,38 @@ class GenerationBackend(Protocol):
         self, prompts: list[list[int]], max_new_tokens: int, greedy: bool = False
     ) -> list[Generated]: ...
 
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Called after every training step with the trained policy."""
+        ...
+
+
+def make_backend(config: Any, tokenizer: Any, policy: Callable[[], torch.nn.Module]):
+    """The config's generation backend: "hf" (generate on the policy) or "vllm"."""
+    c = config
+    if c.backend == "vllm":
+        return VLLMGenerate(c.model, tokenizer, temperature=c.temperature, top_p=c.top_p,
+                            top_k=c.top_k, stop_strings=c.stop_strings)
+    return HFGenerate(policy, tokenizer, c.temperature, c.top_p, c.top_k, c.stop_strings)
+
+
+def encode_prompts(
+    tokenizer: Any, prompts: list[Any], max_prompt_length: int
+) -> tuple[list[list[int]], int]:
+    """Token ids of text prompts (or chat messages, through the chat template), each cut
+    to its last max_prompt_length tokens; and how many were cut."""
+    ids, cut = [], 0
+    for p in prompts:
+        if isinstance(p, str):
+            tokens = tokenizer(p)["input_ids"]
+        else:
+            tokens = tokenizer.apply_chat_template(
+                p, add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+        tokens = list(tokens)
+        cut += len(tokens) > max_prompt_length
+        ids.append(tokens[-max_prompt_length:])
+    return ids, cut
+
 
 class HFGenerate:
     """transformers `generate` on the policy itself (always in sync with its weights)."""
@@ -78,6 +110,9 @@ class HFGenerate:
         completions = out[:, batch["input_ids"].shape[1] :].tolist()
         return [self._trim(ids, max_new_tokens) for ids in completions]
 
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Nothing to do: generation runs on the policy itself."""
+
     def _trim(self, ids: list[int], max_new_tokens: int) -> Generated:
         """Cut at the first end-of-sequence (kept), drop trailing padding."""
         if self.eos_id in ids:
@@ -112,7 +147,8 @@ class VLLMGenerate:
         self.tokenizer = tokenizer
         self.sampling = sampling
 
-    def load_weights(self, model: torch.nn.Module) -> None:
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """vLLM generates from its own copy of the weights: push the trained ones."""
         runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
         runner.model.load_weights(model.state_dict().items())
 
@@ -218,7 +254,7 @@ def multi_turn_rollout(
             e["info"] = result.info
             obs_ids = [] if result.done else encode(result.observation)
             e["turns"].append(Turn(start, start + len(ids), action, result.observation, state,
-                                   result.reward))
+                                   result.reward, e["env"].state()))
             e["ids"] += obs_ids
             e["mask"] += [0] * len(obs_ids)
             if result.done:
