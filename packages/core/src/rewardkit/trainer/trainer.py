@@ -28,7 +28,9 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import GradientAccumulationPlugin, set_seed
 
+from rewardkit.chat import prompt_ids
 from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
+from rewardkit.models import save_plain
 from rewardkit.rewards.scoring import Scorer, ScoreResult
 from rewardkit.trainer import distributed as dist
 from rewardkit.trainer.components import estimator_requires, load_policy, resolve
@@ -144,13 +146,7 @@ class GRPOTrainer:
         prompts = [self.task.prompt(r) for r in rows]
         ids = []
         for p in prompts:
-            if isinstance(p, str):
-                tokens = self.tokenizer(p)["input_ids"]
-            else:
-                tokens = self.tokenizer.apply_chat_template(
-                    p, add_generation_prompt=True, tokenize=True, return_dict=False
-                )
-            tokens = list(tokens)
+            tokens = prompt_ids(self.tokenizer, p, self.config.task)  # chat: its template
             if len(tokens) > self.config.max_prompt_length:
                 self.prompts_truncated += 1
             ids.append(tokens[-self.config.max_prompt_length :])
@@ -434,8 +430,7 @@ class GRPOTrainer:
             state = {"step": self.step, "stream": self.stream.state_dict(), "history": self.history}
             (path / "trainer_state.json").write_text(json.dumps(state, default=float))
             model = self.accelerator.unwrap_model(self.model)
-            model.save_pretrained(self.output_dir / "final")
-            self.tokenizer.save_pretrained(self.output_dir / "final")
+            save_plain(model, self.tokenizer, self.output_dir / "final")  # LoRA: merged
         dist.barrier()
         return path
 
