@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -64,7 +65,7 @@ class GreedyEval:
         return sum(o.score for o in exact_answer(samples)) / len(samples)
 
 
-def run_rewardkit(model_dir: str, steps: int, eval_every: int) -> dict:
+def run_rewardkit(model_dir: str, steps: int, eval_every: int, trl_defaults: bool = False) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rewardkit.trainer.config import GRPOConfig
@@ -99,7 +100,7 @@ def run_rewardkit(model_dir: str, steps: int, eval_every: int) -> dict:
             "curve": curve}
 
 
-def run_trl(model_dir: str, steps: int, eval_every: int) -> dict:
+def run_trl(model_dir: str, steps: int, eval_every: int, trl_defaults: bool = False) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -118,6 +119,9 @@ def run_trl(model_dir: str, steps: int, eval_every: int) -> dict:
         max_steps=steps, report_to=[], logging_steps=1, save_strategy="no", use_cpu=True,
         lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
         adam_beta1=0.9, adam_beta2=0.999, disable_dropout=True, dataloader_num_workers=0,
+        # TRL's defaults are bf16 autocast and gradient checkpointing; rewardkit does neither
+        # here (float32, no recomputation). --trl-defaults keeps TRL's (the old, unequal bench)
+        **({} if trl_defaults else {"bf16": False, "gradient_checkpointing": False}),
     )
     model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -148,10 +152,12 @@ def run_trl(model_dir: str, steps: int, eval_every: int) -> dict:
 
 
 def worker(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
     torch.manual_seed(SETTINGS["seed"])
     run = run_rewardkit if args.worker == "rewardkit" else run_trl
-    out = run(args.model_dir, args.steps, args.eval_every)
+    out = run(args.model_dir, args.steps, args.eval_every, args.trl_defaults)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["torch_threads"] = torch.get_num_threads()
     Path(args.out).write_text(json.dumps(out))
 
 
@@ -184,6 +190,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--eval-every", type=int, default=20)
     p.add_argument("--warm-steps", type=int, default=800)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of each trainer")
+    p.add_argument("--trl-defaults", action="store_true",
+                   help="leave TRL's bf16 autocast and gradient checkpointing on (unequal work)")
+    p.add_argument("--name", default="grpo_vs_trl", help="results file stem")
     p.add_argument("--worker", choices=["rewardkit", "trl"])
     p.add_argument("--model-dir")
     p.add_argument("--out")
@@ -196,33 +206,51 @@ def main() -> None:
     warm_start(model_dir, args.warm_steps)
     print(f"warm start: {time.perf_counter() - t:.0f} s", flush=True)
     runs: dict[str, list[dict]] = {"rewardkit": [], "trl": []}
+    loads: list[dict] = []
     for k in range(args.rounds):
         order = ["rewardkit", "trl"] if k % 2 == 0 else ["trl", "rewardkit"]
         for name in order:
             out = work / f"{name}-{k}.json"
             cmd = [sys.executable, __file__, "--worker", name, "--model-dir", str(model_dir),
                    "--steps", str(args.steps), "--eval-every", str(args.eval_every),
-                   "--out", str(out)]
-            t = time.perf_counter()
-            subprocess.run(cmd, check=True)
-            print(f"round {k} {name}: {time.perf_counter() - t:.0f} s", flush=True)
+                   "--out", str(out), "--threads", str(args.threads)]
+            cmd += ["--trl-defaults"] if args.trl_defaults else []
+            t, load = time.perf_counter(), os.getloadavg()
+            subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+            loads.append({"run": f"{name}-{k}", "loadavg_before": load,
+                          "loadavg_after": os.getloadavg()})
+            print(f"round {k} {name}: {time.perf_counter() - t:.0f} s, load {load[0]:.2f}", flush=True)
             runs[name].append(json.loads(out.read_text()))
     ours, trl = summarize(runs["rewardkit"]), summarize(runs["trl"])
     result = {
         "command": "uv run --no-sync python bench/grpo_vs_trl.py " + " ".join(sys.argv[1:]),
         "settings": {**SETTINGS, "steps": args.steps, "rounds": args.rounds,
-                     "warm_start_steps": args.warm_steps, "model": "llama 4x128, char tokenizer"},
-        "machine": {"cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
-                    "torch": torch.__version__, "trl": __import__("trl").__version__},
+                     "warm_start_steps": args.warm_steps, "model": "llama 4x128, char tokenizer",
+                     "threads_per_trainer": args.threads,
+                     "trl_precision": "TRL defaults (bf16 autocast, gradient checkpointing)"
+                     if args.trl_defaults else "float32, no gradient checkpointing (as rewardkit)"},
+        "machine": machine(),
+        "load": loads,
         "rewardkit": ours,
         "trl": trl,
         "speedup_step_time": trl["median_step_s"] / ours["median_step_s"],
         "tokens_per_s_ratio": ours["completion_tokens_per_s"] / trl["completion_tokens_per_s"],
     }
     (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / "grpo_vs_trl.json").write_text(json.dumps(result, indent=2))
-    plot(runs, ROOT / "results" / "grpo_vs_trl.png")
+    (ROOT / "results" / f"{args.name}.json").write_text(json.dumps(result, indent=2))
+    plot(runs, ROOT / "results" / f"{args.name}.png")
     print(json.dumps({k: v for k, v in result.items() if k not in ("rewardkit", "trl")}, indent=2))
+
+
+def machine() -> dict:
+    """CPU model and its bf16 instructions: bf16 autocast is fast only where the CPU has them."""
+    info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    cpu = next((x.split(":", 1)[1].strip() for x in info if x.startswith("model name")), "")
+    flags = next((x.split(":", 1)[1].split() for x in info if x.startswith("flags")), [])
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "bf16_isa": [f for f in flags if "bf16" in f or "amx" in f],
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__, "trl": __import__("trl").__version__}
 
 
 def plot(runs: dict[str, list[dict]], path: Path) -> None:

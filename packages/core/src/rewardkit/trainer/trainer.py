@@ -213,10 +213,8 @@ class GRPOTrainer:
         self.timers = {"generate": 0.0, "score": 0.0, "forward_backward": 0.0, "optimizer": 0.0}
         samples, scored, stats = self.sample_and_score()
         seqs = [TrainSequence(s.prompt_ids, s.completion_ids, i) for i, s in enumerate(samples)]
-        mbs = make_micro_batches(
-            seqs, c.micro_batch_tokens, "packed" if self.packing else "padded",
-            self.pad_id, acc.device,
-        )
+        layout = "shared_prompt" if c.share_prompts else "packed" if self.packing else "padded"
+        mbs = make_micro_batches(seqs, c.micro_batch_tokens, layout, self.pad_id, acc.device)
         n_mbs = dist.max_over_processes(len(mbs))  # DDP needs the same number of backwards
         requires = estimator_requires(self.estimator)
         need_old = c.num_iterations > 1
