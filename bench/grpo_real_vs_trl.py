@@ -4,7 +4,8 @@ Same model (the packaged `smollm2-135m-instruct`, converted once, float32), same
 prompts (core.chat_arith two-digit sums through the chat template), same reward
 (core.last_number), group size, completion length, temperature, loss type (DAPO), learning
 rate, Adam settings, β = 0, seed; full fine-tune and LoRA (r 16, α 32, all linear layers).
-Both run in float32 without gradient checkpointing (TRL's defaults, bf16 autocast and
+rewardkit runs with `share_prompts` (each chat prompt once per group in forward/backward;
+`--ablation` adds rewardkit's padded layout). Both run in float32 without gradient checkpointing (TRL's defaults, bf16 autocast and
 gradient checkpointing, are switched off: rewardkit does neither here, and they change the
 work done). Each (trainer, mode) runs in its own subprocess with the same torch thread
 count, alternating the order, so each peak RSS is its own. Reported per trainer and mode:
@@ -57,7 +58,7 @@ def task():
     return ChatArithmetic(digits=2, operators="+", train_size=2000, test_size=16)
 
 
-def run_rewardkit(model_dir: str, s: dict, lora: bool) -> dict:
+def run_rewardkit(model_dir: str, s: dict, lora: bool, share_prompts: bool = True) -> dict:
     from rewardkit.trainer.config import GRPOConfig
     from rewardkit.trainer.trainer import GRPOTrainer
 
@@ -82,6 +83,7 @@ def run_rewardkit(model_dir: str, s: dict, lora: bool) -> dict:
         max_grad_norm=1.0,
         lora_r=s["lora_r"] if lora else 0,
         lora_alpha=s["lora_alpha"],
+        share_prompts=share_prompts,
     )
     trainer = GRPOTrainer(config)
     steps = [trainer.train_step() for _ in range(s["steps"])]
@@ -179,8 +181,12 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     s = settings(args)
-    run = run_rewardkit if args.worker == "rewardkit" else run_trl
-    out = run(args.model_dir, s, args.mode == "lora")
+    if args.worker == "trl":
+        out = run_trl(args.model_dir, s, args.mode == "lora")
+    else:
+        out = run_rewardkit(
+            args.model_dir, s, args.mode == "lora", share_prompts=args.worker == "rewardkit"
+        )
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["torch_threads"] = torch.get_num_threads()
     Path(args.out).write_text(json.dumps(out))
@@ -248,7 +254,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     p.add_argument("--modes", nargs="+", default=["lora", "full"], choices=["lora", "full"])
     p.add_argument("--name", default="grpo_real_vs_trl")
-    p.add_argument("--worker", choices=["rewardkit", "trl"])
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also run rewardkit without share_prompts (padded micro-batches)",
+    )
+    p.add_argument("--worker", choices=["rewardkit", "rewardkit_padded", "trl"])
     p.add_argument("--mode", choices=["lora", "full"])
     p.add_argument("--model-dir")
     p.add_argument("--out")
@@ -269,6 +280,8 @@ def main() -> None:
     loads = []
     for k, mode in enumerate(args.modes):
         order = ["rewardkit", "trl"] if k % 2 == 0 else ["trl", "rewardkit"]
+        if args.ablation:
+            order.append("rewardkit_padded")
         for name in order:
             out = work / f"{name}-{mode}.json"
             cmd = [
@@ -320,6 +333,11 @@ def main() -> None:
             "step_time_speedup_vs_trl": theirs["median_step_s"] / ours["median_step_s"],
             "peak_rss_vs_trl": ours["peak_rss_mb"] / theirs["peak_rss_mb"],
         }
+        padded = result["runs"].get(f"rewardkit_padded-{mode}")
+        if padded:
+            result["ratios"][mode]["padded_tokens_per_s_vs_trl"] = (
+                padded["completion_tokens_per_s"] / theirs["completion_tokens_per_s"]
+            )
     (ROOT / "results").mkdir(exist_ok=True)
     (ROOT / "results" / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result["ratios"], indent=1))

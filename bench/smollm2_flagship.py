@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,11 @@ RESULTS = ROOT / "bench" / "results"
 
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def train(config: str, seed: int, run_dir: Path) -> dict:
@@ -53,9 +59,12 @@ def train(config: str, seed: int, run_dir: Path) -> dict:
         "uptime_before": uptime(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
     }
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu_s()
     subprocess.run(cmd, check=True, cwd=ROOT)
-    record.update(wall_s=time.perf_counter() - start, uptime_after=uptime())
+    # CPU seconds of the run (user + system): what it costs, whatever else shares the cores
+    record.update(
+        wall_s=time.perf_counter() - start, cpu_s=_children_cpu_s() - cpu, uptime_after=uptime()
+    )
     (run_dir / "wall.json").write_text(json.dumps(record, indent=1))
     return record
 

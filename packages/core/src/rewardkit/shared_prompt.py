@@ -142,7 +142,9 @@ def shared_prompt_logprobs(
     first = out.logits[:, -1][mb.owner]  # (R, V): predicts completion token 0
     logits = first.unsqueeze(1)
     if mb.completion_ids.shape[1] > 0:
-        cache = out.past_key_values
+        # transformers 5 names the cache `cache` (argument and output), 4.x `past_key_values`
+        name = "cache" if "cache" in out.keys() else "past_key_values"
+        cache = out[name]
         cache.batch_select_indices(mb.owner)  # prompt rows -> completion rows (differentiable)
         start = mb.prompt_mask.sum(1)[mb.owner].unsqueeze(1)
         positions = start + torch.arange(mb.completion_ids.shape[1], device=device)
@@ -150,8 +152,8 @@ def shared_prompt_logprobs(
             input_ids=mb.completion_ids,
             attention_mask=torch.cat([mb.prompt_mask[mb.owner], mb.completion_mask], dim=1),
             position_ids=positions,
-            past_key_values=cache,
             use_cache=True,
+            **{name: cache},
         ).logits
         logits = torch.cat([logits, rest], dim=1)  # (R, Lc, V): column t predicts token t
     picked = logits[mb.target_row, mb.target_col].float() / temperature
