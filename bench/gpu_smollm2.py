@@ -20,8 +20,8 @@ What it does:
 4. prints completion tokens/s, median step time and peak GPU memory for both, and writes
    them as JSON (`--out`, default bench/results/gpu_smollm2.json).
 
-The reward counts the digits in a completion (a random model's samples differ on it, so
-advantages are non-zero); with random weights nothing is learnt, and completions run to
+The reward counts the even token ids in a completion (a random model's samples differ on
+it, so advantages are non-zero); with random weights nothing is learnt, and completions run to
 the length limit, so both trainers generate the same number of tokens.
 """
 
@@ -86,8 +86,9 @@ def build(layers: int, device: str, seed: int = 0):
     return model, tokenizer, attn
 
 
-def digits(completion: str) -> float:
-    return float(sum(ch.isdigit() for ch in completion))
+def even_tokens(completion_ids) -> float:
+    """The reward: how many completion token ids are even (random samples differ on it)."""
+    return float(sum(int(t) % 2 == 0 for t in completion_ids))
 
 
 def run_rewardkit(model, tokenizer, a) -> dict:
@@ -96,14 +97,13 @@ def run_rewardkit(model, tokenizer, a) -> dict:
     from rewardkit.trainer.config import GRPOConfig
     from rewardkit.trainer.trainer import GRPOTrainer
 
-    if "gpu.digits" not in REWARDS._builtins:
-        REWARDS.register(
-            "gpu.digits", per_sample(name="gpu.digits")(lambda s: digits(s.completion))
-        )
+    if "gpu.even_tokens" not in REWARDS._builtins:
+        reward = per_sample(name="gpu.even_tokens")(lambda s: even_tokens(s.completion_ids))
+        REWARDS.register("gpu.even_tokens", reward)
     config = GRPOConfig(
         model="given",
         task="core.arith",
-        rewards=[{"name": "gpu.digits"}],
+        rewards=[{"name": "gpu.even_tokens"}],
         prompts_per_step=a.prompts,
         num_generations=a.generations,
         max_completion_length=a.max_completion_length,
@@ -182,8 +182,8 @@ def run_trl(model, tokenizer, a) -> dict:
 
     rows = Arithmetic(digits=2, train_size=2000).rows("train")
 
-    def digit_reward(completions, **kwargs):
-        return [digits(c) for c in completions]
+    def even_token_reward(completions, completion_ids, **kwargs):
+        return [even_tokens(ids) for ids in completion_ids]
 
     args = GRPOConfig(
         output_dir=tempfile.mkdtemp(),
@@ -223,7 +223,7 @@ def run_trl(model, tokenizer, a) -> dict:
 
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=[digit_reward],
+        reward_funcs=[even_token_reward],
         args=args,
         train_dataset=Dataset.from_list([{"prompt": r["prompt"]} for r in rows]),
         processing_class=tokenizer,

@@ -86,10 +86,15 @@ def run_rewardkit(model_dir: str, s: dict, lora: bool, share_prompts: bool = Tru
         share_prompts=share_prompts,
     )
     trainer = GRPOTrainer(config)
-    steps = [trainer.train_step() for _ in range(s["steps"])]
+    steps, cpu = [], []
+    for _ in range(s["steps"]):
+        c0 = time.process_time()
+        steps.append(trainer.train_step())
+        cpu.append(time.process_time() - c0)
     n = s["prompts"] * s["generations"]
     return {
         "step_times": [m["time/step"] for m in steps],
+        "step_cpu_times": cpu,
         "completion_tokens": [m["completion_length"] * n for m in steps],
         "breakdown": {
             k: [m[f"time/{k}"] for m in steps]
@@ -150,14 +155,15 @@ def run_trl(model_dir: str, s: dict, lora: bool) -> dict:
         if lora
         else None
     )
-    record: dict = {"step_times": []}
+    record: dict = {"step_times": [], "step_cpu_times": []}
 
     class Clock(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
-            self.t = time.perf_counter()
+            self.t, self.c = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kw):
             record["step_times"].append(time.perf_counter() - self.t)
+            record["step_cpu_times"].append(time.process_time() - self.c)
 
     trainer = GRPOTrainer(
         model=model,
@@ -200,6 +206,11 @@ def summarize(r: dict) -> dict:
         "step_times_s": r["step_times"],
         "completion_tokens_per_step": r["completion_tokens"],
         "completion_tokens_per_s": sum(tokens) / sum(times),
+        # CPU seconds of the process per step: what a step costs, whatever else shares the
+        # cores (with one thread; wall time also counts the wait for a core)
+        "median_step_cpu_s": statistics.median(r["step_cpu_times"][1:]),
+        "step_cpu_times_s": r["step_cpu_times"],
+        "completion_tokens_per_cpu_s": sum(tokens) / sum(r["step_cpu_times"][1:]),
         "peak_rss_mb": r["peak_rss_mb"],
         "torch_threads": r["torch_threads"],
     }
@@ -331,12 +342,17 @@ def main() -> None:
             "tokens_per_s_vs_trl": ours["completion_tokens_per_s"]
             / theirs["completion_tokens_per_s"],
             "step_time_speedup_vs_trl": theirs["median_step_s"] / ours["median_step_s"],
+            "tokens_per_cpu_s_vs_trl": ours["completion_tokens_per_cpu_s"]
+            / theirs["completion_tokens_per_cpu_s"],
             "peak_rss_vs_trl": ours["peak_rss_mb"] / theirs["peak_rss_mb"],
         }
         padded = result["runs"].get(f"rewardkit_padded-{mode}")
         if padded:
             result["ratios"][mode]["padded_tokens_per_s_vs_trl"] = (
                 padded["completion_tokens_per_s"] / theirs["completion_tokens_per_s"]
+            )
+            result["ratios"][mode]["padded_tokens_per_cpu_s_vs_trl"] = (
+                padded["completion_tokens_per_cpu_s"] / theirs["completion_tokens_per_cpu_s"]
             )
     (ROOT / "results").mkdir(exist_ok=True)
     (ROOT / "results" / f"{args.name}.json").write_text(json.dumps(result, indent=1))

