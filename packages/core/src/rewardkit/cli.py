@@ -37,10 +37,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         table.add_row(*(row[col] for col in ("name", "origin", "licence", "installed", "cache")))
     console = Console(width=200 if not sys.stdout.isatty() else None)
     console.print(table)
-    console.print(
-        f"cache directory: {cache_dir()} (set {CACHE_ENV} to move it); "
-        "`model:` also takes a local folder or a hub id (owner/name)"
-    )
+    console.print(f"cache directory: {cache_dir()} (set {CACHE_ENV} to move it); "
+                  "`model:` also takes a local folder or a hub id (owner/name)")
     return 0
 
 
@@ -66,10 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     history = GRPOTrainer(config, components=parts).train()
     accuracies = [h["eval/accuracy"] for h in history if "eval/accuracy" in h]
-    print(
-        f"held-out accuracy: {accuracies[0]:.3f} -> {accuracies[-1]:.3f}; "
-        f"outputs in {config.output_dir}"
-    )
+    print(f"held-out accuracy: {accuracies[0]:.3f} -> {accuracies[-1]:.3f}; "
+          f"outputs in {config.output_dir}")
     return 0
 
 
@@ -84,24 +80,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     trainer = GRPOTrainer(config, components=parts)
     accuracy = trainer.evaluate(args.split)
-    print(
-        f"{config.task} [{args.split}] greedy accuracy of {config.model}: {accuracy:.3f} "
-        f"over {min(config.eval_size, len(parts.task.rows(args.split)))} rows"
-    )
+    print(f"{config.task} [{args.split}] greedy accuracy of {config.model}: {accuracy:.3f} "
+          f"over {min(config.eval_size, len(parts.task.rows(args.split)))} rows")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from rewardkit.demo import run_demo
 
-    result = run_demo(
-        quick=args.quick,
-        output_dir=args.output_dir,
-        seed=args.seed,
-        warm_start_steps=args.warm_start_steps,
-        grpo_steps=args.steps,
-        learning_rate=args.learning_rate,
-    )
+    result = run_demo(quick=args.quick, output_dir=args.output_dir, seed=args.seed,
+                      warm_start_steps=args.warm_start_steps, grpo_steps=args.steps,
+                      learning_rate=args.learning_rate)
     return 0 if result["accuracy_after_grpo"] >= result["accuracy_before_grpo"] else 1
 
 
@@ -120,18 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", help="YAML config file")
         p.add_argument("--task", help="task name (see `rewardkit list`)")
-        p.add_argument(
-            "--model",
-            help="a packaged model name (see `rewardkit models`), a local "
-            "folder, a hub id, or 'tiny'",
-        )
+        p.add_argument("--model", help="a packaged model name (see `rewardkit models`), a local "
+                       "folder, a hub id, or 'tiny'")
         p.add_argument("--output-dir", dest="output_dir")
-        p.add_argument(
-            "--set",
-            action="append",
-            metavar="KEY=VALUE",
-            help="override a config value (repeatable), e.g. --set beta=0.04",
-        )
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config value (repeatable), e.g. --set beta=0.04")
         p.set_defaults(func=func)
         if name == "eval":
             p.add_argument("--split", default="test")
@@ -139,9 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a shorter run (under a minute)")
     p.add_argument("--output-dir", dest="output_dir", default="runs/demo")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--warm-start-steps", dest="warm_start_steps", type=int, help="supervised steps before GRPO"
-    )
+    p.add_argument("--warm-start-steps", dest="warm_start_steps", type=int,
+                   help="supervised steps before GRPO")
     p.add_argument("--steps", type=int, help="GRPO steps")
     p.add_argument("--learning-rate", dest="learning_rate", type=float, help="GRPO learning rate")
     p.set_defaults(func=cmd_demo)
