@@ -106,6 +106,9 @@ class GRPOConfig(_Strict):
     packing: bool | None = None  # padding-free micro-batches; None: packed only where the
     # attention kernel is varlen (flash-attention), else right-padded (sdpa builds a dense
     # block-diagonal mask over a packed row: more work than padding short sequences)
+    share_prompts: bool = False  # each distinct prompt runs once per micro-batch, its KV
+    # cache shared by the group's completions (rewardkit.shared_prompt): fewer tokens when
+    # prompts are long next to completions, as with chat templates
     max_steps: int = Field(100, ge=0)
     seed: int = 0
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -148,6 +151,8 @@ class GRPOConfig(_Strict):
     def _consistent(self) -> GRPOConfig:
         if self.group_filter is not None and self.num_generations < 2:
             raise ValueError("group_filter needs num_generations >= 2")
+        if self.share_prompts and self.packing:
+            raise ValueError("share_prompts and packing are two micro-batch layouts: set one")
         return self
 
     @property

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
+from rewardkit.chat import prompt_ids
 from rewardkit.data import left_pad
 from rewardkit.envs import TextEnvironment
 from rewardkit.types import Sample, Turn
@@ -45,19 +46,14 @@ def make_backend(config: Any, tokenizer: Any, policy: Callable[[], torch.nn.Modu
 
 
 def encode_prompts(
-    tokenizer: Any, prompts: list[Any], max_prompt_length: int
+    tokenizer: Any, prompts: list[Any], max_prompt_length: int, task: str = "?"
 ) -> tuple[list[list[int]], int]:
-    """Token ids of text prompts (or chat messages, through the chat template), each cut
-    to its last max_prompt_length tokens; and how many were cut."""
+    """Token ids of text prompts (or chat messages, through the chat template: an error
+    naming `task` when the tokenizer has none), each cut to its last max_prompt_length
+    tokens; and how many were cut."""
     ids, cut = [], 0
     for p in prompts:
-        if isinstance(p, str):
-            tokens = tokenizer(p)["input_ids"]
-        else:
-            tokens = tokenizer.apply_chat_template(
-                p, add_generation_prompt=True, tokenize=True, return_dict=False
-            )
-        tokens = list(tokens)
+        tokens = prompt_ids(tokenizer, p, task)
         cut += len(tokens) > max_prompt_length
         ids.append(tokens[-max_prompt_length:])
     return ids, cut

@@ -32,6 +32,7 @@ from accelerate.utils import set_seed
 
 from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
 from rewardkit.filters import build_group_filter, fill_batch, zero_variance_fraction
+from rewardkit.models import save_plain
 from rewardkit.registry import LOSSES
 from rewardkit.rewards.lifecycle import (
     RewardContext,
@@ -123,7 +124,7 @@ class GRPOTrainer:
     def rollout(self, rows, group_offset: int = 0, greedy: bool = False, generations=None):
         c = self.config
         prompts = [self.task.prompt(r) for r in rows]
-        ids, cut = encode_prompts(self.tokenizer, prompts, c.max_prompt_length)
+        ids, cut = encode_prompts(self.tokenizer, prompts, c.max_prompt_length, c.task)
         self.prompts_truncated += cut
         g = generations or c.num_generations
         if self.task.multi_turn:
@@ -190,8 +191,8 @@ class GRPOTrainer:
         with self.timed("learn"):
             scored = self.learn_rewards(samples, scored)
         seqs = [TrainSequence(s.prompt_ids, s.completion_ids, i) for i, s in enumerate(samples)]
-        mbs = make_micro_batches(seqs, c.micro_batch_tokens,
-                                 "packed" if self.packing else "padded", self.tokenizer.pad_token_id,
+        layout = "shared_prompt" if c.share_prompts else "packed" if self.packing else "padded"
+        mbs = make_micro_batches(seqs, c.micro_batch_tokens, layout, self.tokenizer.pad_token_id,
                                  engine.device)
         with self.timed("forward_backward"):
             old_logp, ref_logp, entropies = self.logprob_pass(samples, mbs)
@@ -382,9 +383,8 @@ class GRPOTrainer:
         if dist.is_main():
             state = {"step": self.step, "stream": self.stream.state_dict(), "history": self.history}
             (path / "trainer_state.json").write_text(json.dumps(state, default=float))
-            if final:
-                self.engine.policy.save_pretrained(self.output_dir / "final")
-                self.tokenizer.save_pretrained(self.output_dir / "final")
+            if final:  # a LoRA policy is saved merged: final/ loads on its own
+                save_plain(self.engine.policy, self.tokenizer, self.output_dir / "final")
         dist.barrier()
         return path
 
