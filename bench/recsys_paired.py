@@ -24,12 +24,16 @@ from rewardkit_recsys.stages import StageOptions, direct_rankings
 from rewardkit_recsys.tasks import MovieLens
 
 
-def per_user_ndcg(folder: str, task: MovieLens, rows, split: str, opts: StageOptions) -> list[float]:
+def per_user_ndcg(
+    folder: str, task: MovieLens, rows, split: str, opts: StageOptions
+) -> list[float]:
     """NDCG@10 of each row's target in the direct-mode ranking of the policy in `folder`."""
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     rankings = direct_rankings(model, tokenizer, task, rows, split, opts)
-    return [recall_ndcg([rk], [r["target"]])["ndcg@10"] for rk, r in zip(rankings, rows, strict=True)]
+    return [
+        recall_ndcg([rk], [r["target"]])["ndcg@10"] for rk, r in zip(rankings, rows, strict=True)
+    ]
 
 
 def main() -> None:

@@ -70,10 +70,16 @@ class BeamRollouts:
         was_training = model.training
         model.eval()
         out = model.generate(
-            **batch, num_beams=g, num_return_sequences=g, do_sample=False,
-            max_new_tokens=trie.depth + 1, length_penalty=0.0, early_stopping=True,
+            **batch,
+            num_beams=g,
+            num_return_sequences=g,
+            do_sample=False,
+            max_new_tokens=trie.depth + 1,
+            length_penalty=0.0,
+            early_stopping=True,
             prefix_allowed_tokens_fn=lambda _b, ids: trie.allowed(ids[width:].tolist()),
-            pad_token_id=tr.pad_id, eos_token_id=trie.eos,
+            pad_token_id=tr.pad_id,
+            eos_token_id=trie.eos,
         )
         model.train(was_training)
         rows = out[:, width:].tolist()
@@ -116,8 +122,10 @@ def main() -> None:
         trainer.backend = BeamRollouts(trainer, config.num_generations)
     if int(os.environ.get("GUIDE", "0")) > 0:
         guide_groups(trainer, int(os.environ["GUIDE"]))
-    print(f"SRPO prompts: {len(trainer.train_rows)}; BEAM={os.environ.get('BEAM', '0')}, "
-          f"GUIDE={os.environ.get('GUIDE', '0')}")
+    print(
+        f"SRPO prompts: {len(trainer.train_rows)}; BEAM={os.environ.get('BEAM', '0')}, "
+        f"GUIDE={os.environ.get('GUIDE', '0')}"
+    )
     trainer.train()
 
 

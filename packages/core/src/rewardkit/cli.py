@@ -1,4 +1,4 @@
-"""The `rewardkit` command line: list, train, eval, demo."""
+"""The `rewardkit` command line: list, models, train, eval, demo."""
 
 from __future__ import annotations
 
@@ -24,14 +24,35 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from rewardkit.models import CACHE_ENV, cache_dir, model_table
+
+    table = Table(title="rewardkit: packaged models (`model: <name>` in a config)")
+    for col in ("name", "origin", "licence", "installed", "cache"):
+        table.add_column(col)
+    for row in model_table():
+        table.add_row(*(row[col] for col in ("name", "origin", "licence", "installed", "cache")))
+    console = Console(width=200 if not sys.stdout.isatty() else None)
+    console.print(table)
+    console.print(f"cache directory: {cache_dir()} (set {CACHE_ENV} to move it); "
+                  "`model:` also takes a local folder or a hub id (owner/name)")
+    return 0
+
+
 def _config(args: argparse.Namespace):
+    from rewardkit.models import check_model_name
     from rewardkit.trainer.config import GRPOConfig
 
     overrides = list(args.set or [])
     for key in ("task", "model", "output_dir"):
         if getattr(args, key, None) is not None:
             overrides.insert(0, f"{key}={getattr(args, key)}")
-    return GRPOConfig.load(args.config, overrides)
+    config = GRPOConfig.load(args.config, overrides)
+    check_model_name(config.model)  # a misspelt model name fails before anything loads
+    return config
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -79,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="show installed rewards, estimators, transforms and tasks")
     p.add_argument("--kind", choices=["reward", "advantage", "transform", "task"])
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser("models", help="show the packaged model names, their origin and licence")
+    p.set_defaults(func=cmd_models)
     for name, func, text in (
         ("train", cmd_train, "train with GRPO from a YAML config and/or key=value settings"),
         ("eval", cmd_eval, "greedy held-out accuracy of a model on a task"),
@@ -86,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", help="YAML config file")
         p.add_argument("--task", help="task name (see `rewardkit list`)")
-        p.add_argument("--model", help="local model path, hub id, or 'tiny'")
+        p.add_argument("--model", help="a packaged model name (see `rewardkit models`), a local "
+                       "folder, a hub id, or 'tiny'")
         p.add_argument("--output-dir", dest="output_dir")
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config value (repeatable), e.g. --set beta=0.04")
@@ -106,13 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rewardkit.chat import ChatTemplateError
+    from rewardkit.models import ModelError
     from rewardkit.registry import RegistryError
     from rewardkit.trainer.config import ConfigError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, RegistryError, FileNotFoundError) as exc:
+    except (ConfigError, RegistryError, ModelError, ChatTemplateError, FileNotFoundError) as exc:
         print(f"rewardkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-MODES = ("padded", "packed")
+MODES = ("padded", "packed", "shared_prompt")  # shared_prompt: rewardkit.shared_prompt
 
 
 @dataclass
@@ -202,6 +202,10 @@ def make_micro_batches(
     cover every completion token exactly once. Sequences with an empty completion have no
     token to score and are left out. Tensors are on the CPU, pinned for a CUDA `device`."""
     _validate(seqs, token_budget, mode)
+    if mode == "shared_prompt":
+        from rewardkit.shared_prompt import make_shared_prompt_batches
+
+        return make_shared_prompt_batches(seqs, token_budget, pad_id)
     multiple, pin = _cuda_layout(device)
     seqs = [s for s in seqs if len(s.completion_ids) > 0]
     lengths = [len(s.prompt_ids) + len(s.completion_ids) - 1 for s in seqs]
@@ -288,6 +292,10 @@ def completion_logprobs(
     logits / temperature (as in TRL's GRPOTrainer), plus the entropy of that distribution per
     target token when `with_entropy`. Logits are computed only at the columns that hold targets
     (`logits_to_keep`)."""
+    from rewardkit.shared_prompt import SharedPromptBatch, shared_prompt_logprobs
+
+    if isinstance(mb, SharedPromptBatch):
+        return shared_prompt_logprobs(model, mb, temperature, with_entropy)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     device = next(model.parameters()).device

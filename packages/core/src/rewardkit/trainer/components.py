@@ -69,8 +69,9 @@ def resolve(config: GRPOConfig) -> Components:
 
 
 def load_policy(config: GRPOConfig) -> tuple[torch.nn.Module, Any]:
-    """The policy and its tokenizer: "tiny" builds one from a config, else a local path
-    (or a hub id where the hub is reachable)."""
+    """The policy and its tokenizer: "tiny" builds one from a config, a packaged model name
+    (rewardkit.models) its converted folder, else a local path (or a hub id where the hub
+    is reachable)."""
     dtype = getattr(torch, config.dtype)
     if config.model == "tiny":
         from rewardkit.tiny import build_tiny_model
@@ -82,10 +83,11 @@ def load_policy(config: GRPOConfig) -> tuple[torch.nn.Module, Any]:
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(config.model)
-        model = AutoModelForCausalLM.from_pretrained(
-            config.model, dtype=dtype, attn_implementation="sdpa"
-        )
+        from rewardkit.models import resolve_model
+
+        path = resolve_model(config.model)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if config.gradient_checkpointing:

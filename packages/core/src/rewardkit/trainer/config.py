@@ -70,6 +70,9 @@ class GRPOConfig:
     packing: bool | None = None  # padding-free micro-batches; None: packed only where the
     # attention kernel is varlen (flash-attention), else right-padded (sdpa builds a dense
     # block-diagonal mask over a packed row: more work than padding short sequences)
+    share_prompts: bool = False  # each distinct prompt runs once per micro-batch, its KV
+    # cache shared by the group's completions (rewardkit.shared_prompt): fewer tokens when
+    # prompts are long next to completions, as with chat templates
     max_steps: int = 100
     seed: int = 0
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -150,6 +153,8 @@ class GRPOConfig:
                         f"rewards[{i}] has unknown keys {sorted(extra)}; allowed: name, weight, "
                         f"options, transform"
                     )
+        if self.share_prompts and self.packing:
+            raise ConfigError("share_prompts and packing are two micro-batch layouts: set one")
         if self.dynamic_sampling and self.num_generations < 2:
             raise ConfigError("dynamic_sampling needs num_generations >= 2")
         bad = set(self.report_to) - {"jsonl", "tensorboard", "wandb"}

@@ -28,7 +28,9 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import GradientAccumulationPlugin, set_seed
 
+from rewardkit.chat import prompt_ids
 from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
+from rewardkit.models import save_plain
 from rewardkit.rewards.scoring import Scorer, ScoreResult
 from rewardkit.trainer import distributed as dist
 from rewardkit.trainer.components import estimator_requires, load_policy, resolve
@@ -144,13 +146,7 @@ class GRPOTrainer:
         prompts = [self.task.prompt(r) for r in rows]
         ids = []
         for p in prompts:
-            if isinstance(p, str):
-                tokens = self.tokenizer(p)["input_ids"]
-            else:
-                tokens = self.tokenizer.apply_chat_template(
-                    p, add_generation_prompt=True, tokenize=True, return_dict=False
-                )
-            tokens = list(tokens)
+            tokens = prompt_ids(self.tokenizer, p, self.config.task)  # chat: its template
             if len(tokens) > self.config.max_prompt_length:
                 self.prompts_truncated += 1
             ids.append(tokens[-self.config.max_prompt_length :])
@@ -217,10 +213,8 @@ class GRPOTrainer:
         self.timers = {"generate": 0.0, "score": 0.0, "forward_backward": 0.0, "optimizer": 0.0}
         samples, scored, stats = self.sample_and_score()
         seqs = [TrainSequence(s.prompt_ids, s.completion_ids, i) for i, s in enumerate(samples)]
-        mbs = make_micro_batches(
-            seqs, c.micro_batch_tokens, "packed" if self.packing else "padded",
-            self.pad_id, acc.device,
-        )
+        layout = "shared_prompt" if c.share_prompts else "packed" if self.packing else "padded"
+        mbs = make_micro_batches(seqs, c.micro_batch_tokens, layout, self.pad_id, acc.device)
         n_mbs = dist.max_over_processes(len(mbs))  # DDP needs the same number of backwards
         requires = estimator_requires(self.estimator)
         need_old = c.num_iterations > 1
@@ -434,8 +428,7 @@ class GRPOTrainer:
             state = {"step": self.step, "stream": self.stream.state_dict(), "history": self.history}
             (path / "trainer_state.json").write_text(json.dumps(state, default=float))
             model = self.accelerator.unwrap_model(self.model)
-            model.save_pretrained(self.output_dir / "final")
-            self.tokenizer.save_pretrained(self.output_dir / "final")
+            save_plain(model, self.tokenizer, self.output_dir / "final")  # LoRA: merged
         dist.barrier()
         return path
 
