@@ -152,7 +152,13 @@ def main() -> None:
     args = p.parse_args()
     parent = ROOT / args.runs
     parent.mkdir(parents=True, exist_ok=True)
-    plan = [("verpo", s) for s in args.seeds] + [("binary", s) for s in args.binary_seeds]
+    # by seed, VeRPO then binary: an interrupted bench still has paired runs
+    plan = [
+        (reward, seed)
+        for seed in sorted(set(args.seeds) | set(args.binary_seeds))
+        for reward, seeds in (("verpo", args.seeds), ("binary", args.binary_seeds))
+        if seed in seeds
+    ]
     runs = {(reward, seed): parent / f"{reward}_seed{seed}" for reward, seed in plan}
     base = score("smollm2-135m-instruct", parent / "base_scores.json")
     per_run, scores = {}, {}
