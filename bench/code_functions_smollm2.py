@@ -47,6 +47,8 @@ def _children_cpu_s() -> float:
 def train(config: str, seed: int, run_dir: Path) -> dict:
     cmd = [sys.executable, "-m", "rewardkit.cli", "train", "--config", config]
     cmd += ["--set", f"seed={seed}", "--set", f"output_dir={run_dir}", "--set", "progress=false"]
+    # the trainer's own greedy evals would repeat the before/after scoring below: off
+    cmd += ["--set", "eval_every=0", "--set", "eval_size=0"]
     record = {
         "command": " ".join(cmd[1:]),
         "uptime_before": uptime(),
@@ -120,21 +122,31 @@ def plot(runs: dict, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     colours = {"verpo": "tab:blue", "binary": "tab:orange"}
     for (reward, seed), run_dir in runs.items():
-        h = history(run_dir)
-        ev = [(r["step"], r["eval/accuracy"]) for r in h if "eval/accuracy" in r]
-        a.plot(*zip(*ev), "o-", color=colours[reward], alpha=0.8, label=f"{reward} seed {seed}")
-        key = "reward/code.verpo/mean" if reward == "verpo" else "reward/code.binary/mean"
-        tr = [(r["step"], r[key]) for r in h if key in r]
-        b.plot(*zip(*tr), color=colours[reward], alpha=0.7, label=f"{reward} seed {seed}")
+        h = [r for r in history(run_dir) if "time/step" in r]
+        key = f"reward/code.{reward}/mean"
+        a.plot(
+            [r["step"] for r in h],
+            [r[key] for r in h],
+            color=colours[reward],
+            alpha=0.7,
+            label=f"{reward} seed {seed}",
+        )
+        b.plot(
+            [r["step"] for r in h],
+            [r["frac_zero_variance_groups"] for r in h],
+            color=colours[reward],
+            alpha=0.7,
+            label=f"{reward} seed {seed}",
+        )
     a.set(
         xlabel="GRPO step",
-        ylabel="held-out greedy pass@1 (96 tasks)",
-        title="SmolLM2-135M-Instruct, code.functions",
+        ylabel="train reward (mean of 32 samples, T 0.7)",
+        title="SmolLM2-135M-Instruct, code.functions (VeRPO: R_traj; binary: all tests)",
     )
     b.set(
         xlabel="GRPO step",
-        ylabel="train reward (mean of 32 samples, T 0.7)",
-        title="sampled reward (VeRPO: R_traj; binary: all tests)",
+        ylabel="share of groups with zero reward variance",
+        title="groups that give no gradient under each reward",
     )
     for ax in (a, b):
         ax.grid(alpha=0.3)
@@ -181,9 +193,9 @@ def main() -> None:
             "tasks_only_after": int(
                 sum(a and not b for b, a in zip(base["passed"], after["passed"]))
             ),
-            "trainer_eval_curve": [
-                (r["step"], r["eval/accuracy"]) for r in h if "eval/accuracy" in r
-            ],
+            "zero_variance_group_share": float(
+                np.mean([r["frac_zero_variance_groups"] for r in h if "time/step" in r])
+            ),
             "median_step_s": float(np.median([r["time/step"] for r in h if "time/step" in r])),
             "train_wall_s": wall["wall_s"],
             "train_cpu_s": wall["cpu_s"],
@@ -225,8 +237,9 @@ def main() -> None:
         f"Command: `{result['command']}`. Held-out: {result['held_out_tasks']} tasks, greedy, "
         "every answer run in the docker sandbox.",
         "",
-        "| run | pass@1 before -> after | gain, 95% CI | per-test pass rate before -> after | gain, 95% CI | train wall (CPU) s |",
-        "|---|---|---|---|---|---|",
+        "| run | pass@1 before -> after | gain, 95% CI | per-test pass rate before -> after "
+        "| gain, 95% CI | zero-variance groups | train wall (CPU) s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in per_run.items():
         lo, hi = r["pass_at_1_gain_ci95"]
@@ -236,6 +249,7 @@ def main() -> None:
             f"{r['pass_at_1_after'] - r['pass_at_1_before']:+.3f} [{lo:+.3f}, {hi:+.3f}] | "
             f"{r['test_pass_rate_before']:.3f} -> {r['test_pass_rate_after']:.3f} | "
             f"{r['test_pass_rate_after'] - r['test_pass_rate_before']:+.3f} [{tlo:+.3f}, {thi:+.3f}] | "
+            f"{r['zero_variance_group_share']:.2f} | "
             f"{r['train_wall_s']:.0f} ({r['train_cpu_s']:.0f}) |"
         )
     for seed, c in comparison.items():

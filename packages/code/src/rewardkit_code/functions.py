@@ -121,7 +121,7 @@ def _families(rng: random.Random) -> list[Function]:
                 "xs",
                 f"returns how many numbers in the list xs are greater than {k}",
                 f"return sum(1 for x in xs if x > {k})",
-                _ints(),
+                _ints(-30, 30),
             ),
             (
                 "less",
@@ -154,7 +154,7 @@ def _families(rng: random.Random) -> list[Function]:
                 f"returns a list of the first {k} elements of the list xs (all of them if it "
                 "is shorter)",
                 f"return xs[:{k}]",
-                _ints(n=(0, 12)),
+                _ints(n=(0, k + 4)),
             ),
             (
                 "last_k",
@@ -163,7 +163,7 @@ def _families(rng: random.Random) -> list[Function]:
                 f"returns a list of the last {k} elements of the list xs (all of them if it "
                 "is shorter)",
                 f"return xs[-{k}:]",
-                _ints(n=(0, 12)),
+                _ints(n=(0, k + 4)),
             ),
             (
                 "repeat",
@@ -470,6 +470,28 @@ def _call(fn: Callable, args: tuple) -> Any:
     return fn(*args)
 
 
+def _discriminating_calls(f: Function, fn: Callable, rng: random.Random) -> list[tuple]:
+    """TESTS_PER_TASK distinct argument tuples whose tests no trivial answer passes: the
+    expected results are not all equal (`return False`, `return 0` fail) and not all equal
+    to the first argument (`return x`, `return xs` fail)."""
+
+    def trivial(calls: list[tuple]) -> bool:
+        results = [repr(_call(fn, a)) for a in calls]
+        return len(set(results)) == 1 or all(r == repr(a[0]) for r, a in zip(results, calls))
+
+    candidates, seen = [], set()
+    for _ in range(2000):
+        args = f.inputs(rng)
+        if repr(args) not in seen:
+            seen.add(repr(args))
+            candidates.append(args)
+            if len(candidates) >= TESTS_PER_TASK:  # the newest one completes the first five
+                calls = candidates[: TESTS_PER_TASK - 1] + [args]
+                if not trivial(calls):
+                    return calls
+    raise ValueError(f"{f.name}: no {TESTS_PER_TASK} tests that a trivial answer fails")
+
+
 def build_tasks(seed: int = 0) -> list[dict[str, Any]]:
     """Every task of the set with its prompt, canonical solution and 6 tests."""
     rng = random.Random(seed)
@@ -478,14 +500,7 @@ def build_tasks(seed: int = 0) -> list[dict[str, Any]]:
         namespace: dict[str, Any] = {}
         exec(compile(f.source, f"<{f.name}>", "exec"), namespace)  # our own reference code
         fn = namespace[f.name]
-        calls, seen = [], set()
-        for _ in range(100):
-            args = f.inputs(rng)
-            if repr(args) not in seen:
-                seen.add(repr(args))
-                calls.append(args)
-            if len(calls) == TESTS_PER_TASK:
-                break
+        calls = _discriminating_calls(f, fn, rng)
         arg_text = [", ".join(repr(a) for a in args) for args in calls]
         tests = [
             {
