@@ -1,0 +1,267 @@
+"""Code on a real model: GRPO with VeRPO's dense reward vs a binary reward, SmolLM2-135M.
+
+For each reward (configs/code/smollm2_functions.yaml: code.verpo; ..._binary.yaml:
+code.binary with GRPO's advantage) and seed: `rewardkit train` in a subprocess (wall time,
+CPU seconds and `uptime` recorded), then the run's `final/` answers every held-out task
+greedily and each answer runs in the sandbox. The base model is scored once the same way
+(greedy decoding is deterministic). Metrics per task: pass@1 (every test passes) and the
+per-test pass rate. For each run: the gain over the base with a paired bootstrap 95% CI over
+tasks. For each seed that has both rewards: VeRPO's gain minus binary's, paired by task.
+Writes bench/results/code_functions_smollm2.{json,png,md}.
+
+    uv run --no-sync python bench/code_functions_smollm2.py --seeds 0 1 2 --binary-seeds 0
+    uv run --no-sync python bench/code_functions_smollm2.py --reuse ...   # score finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+CONFIGS = {
+    "verpo": "configs/code/smollm2_functions.yaml",
+    "binary": "configs/code/smollm2_functions_binary.yaml",
+}
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def train(config: str, seed: int, run_dir: Path) -> dict:
+    cmd = [sys.executable, "-m", "rewardkit.cli", "train", "--config", config]
+    cmd += ["--set", f"seed={seed}", "--set", f"output_dir={run_dir}", "--set", "progress=false"]
+    # the trainer's own greedy evals would repeat the before/after scoring below: off
+    cmd += ["--set", "eval_every=0", "--set", "eval_size=0"]
+    record = {
+        "command": " ".join(cmd[1:]),
+        "uptime_before": uptime(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
+    }
+    start, cpu = time.perf_counter(), _children_cpu_s()
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    record.update(
+        wall_s=time.perf_counter() - start, cpu_s=_children_cpu_s() - cpu, uptime_after=uptime()
+    )
+    (run_dir / "wall.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def score(model: str, cache: Path) -> dict:
+    """Greedy answers of `model` to every held-out task, run in the sandbox: per task,
+    pass (all tests) and the fraction of tests passed. Cached in `cache`."""
+    if cache.exists():
+        return json.loads(cache.read_text())
+    from rewardkit.trainer.config import GRPOConfig
+    from rewardkit.trainer.trainer import GRPOTrainer
+    from rewardkit_code.execution import CodeExecutor
+
+    config = GRPOConfig.load(
+        CONFIGS["verpo"],
+        [
+            f"model={model}",
+            "lora_r=0",
+            "max_steps=0",
+            "report_to=[]",
+            "progress=false",
+            f"output_dir={tempfile.mkdtemp()}",
+        ],
+    )
+    trainer = GRPOTrainer(config)
+    rows = trainer.task.rows("test")
+    start = time.perf_counter()
+    samples = trainer.rollout(rows, greedy=True, generations=1)
+    executor = CodeExecutor(**config.task_options["executor"])
+    outcomes = executor.outcomes([(s.completion, r) for s, r in zip(samples, rows, strict=True)])
+    result = {
+        "model": model,
+        "tasks": [r["task_id"] for r in rows],
+        "passed": [all(o.passed for o in outs) for outs in outcomes],
+        "test_pass_rate": [sum(o.passed for o in outs) / len(outs) for outs in outcomes],
+        "completions": [s.completion for s in samples],
+        "seconds": time.perf_counter() - start,
+        "uptime": uptime(),
+    }
+    cache.write_text(json.dumps(result))
+    return result
+
+
+def paired_ci(before, after, resamples: int = 10000, seed: int = 0) -> list[float]:
+    before, after = np.asarray(before, float), np.asarray(after, float)
+    idx = np.random.default_rng(seed).integers(0, len(before), size=(resamples, len(before)))
+    diffs = after[idx].mean(1) - before[idx].mean(1)
+    return [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
+
+
+def history(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def plot(runs: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    colours = {"verpo": "tab:blue", "binary": "tab:orange"}
+    for (reward, seed), run_dir in runs.items():
+        h = [r for r in history(run_dir) if "time/step" in r]
+        key = f"reward/code.{reward}/mean"
+        a.plot(
+            [r["step"] for r in h],
+            [r[key] for r in h],
+            color=colours[reward],
+            alpha=0.7,
+            label=f"{reward} seed {seed}",
+        )
+        b.plot(
+            [r["step"] for r in h],
+            [r["frac_zero_variance_groups"] for r in h],
+            color=colours[reward],
+            alpha=0.7,
+            label=f"{reward} seed {seed}",
+        )
+    a.set(
+        xlabel="GRPO step",
+        ylabel="train reward (mean of 32 samples, T 0.7)",
+        title="SmolLM2-135M-Instruct, code.functions (VeRPO: R_traj; binary: all tests)",
+    )
+    b.set(
+        xlabel="GRPO step",
+        ylabel="share of groups with zero reward variance",
+        title="groups that give no gradient under each reward",
+    )
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="VeRPO seeds")
+    p.add_argument("--binary-seeds", type=int, nargs="*", default=[0])
+    p.add_argument("--runs", default="runs/code_functions")
+    p.add_argument("--reuse", action="store_true", help="score runs that have final/")
+    args = p.parse_args()
+    parent = ROOT / args.runs
+    parent.mkdir(parents=True, exist_ok=True)
+    # by seed, VeRPO then binary: an interrupted bench still has paired runs
+    plan = [
+        (reward, seed)
+        for seed in sorted(set(args.seeds) | set(args.binary_seeds))
+        for reward, seeds in (("verpo", args.seeds), ("binary", args.binary_seeds))
+        if seed in seeds
+    ]
+    runs = {(reward, seed): parent / f"{reward}_seed{seed}" for reward, seed in plan}
+    base = score("smollm2-135m-instruct", parent / "base_scores.json")
+    per_run, scores = {}, {}
+    for (reward, seed), run_dir in runs.items():
+        if not (args.reuse and (run_dir / "final" / "config.json").exists()):
+            train(CONFIGS[reward], seed, run_dir)
+        wall = json.loads((run_dir / "wall.json").read_text())
+        after = scores[reward, seed] = score(str(run_dir / "final"), run_dir / "final_scores.json")
+        h = history(run_dir)
+        per_run[f"{reward}_seed{seed}"] = {
+            "pass_at_1_before": float(np.mean(base["passed"])),
+            "pass_at_1_after": float(np.mean(after["passed"])),
+            "pass_at_1_gain_ci95": paired_ci(base["passed"], after["passed"]),
+            "test_pass_rate_before": float(np.mean(base["test_pass_rate"])),
+            "test_pass_rate_after": float(np.mean(after["test_pass_rate"])),
+            "test_pass_rate_gain_ci95": paired_ci(base["test_pass_rate"], after["test_pass_rate"]),
+            "tasks_only_before": int(
+                sum(b and not a for b, a in zip(base["passed"], after["passed"]))
+            ),
+            "tasks_only_after": int(
+                sum(a and not b for b, a in zip(base["passed"], after["passed"]))
+            ),
+            "zero_variance_group_share": float(
+                np.mean([r["frac_zero_variance_groups"] for r in h if "time/step" in r])
+            ),
+            "median_step_s": float(np.median([r["time/step"] for r in h if "time/step" in r])),
+            "train_wall_s": wall["wall_s"],
+            "train_cpu_s": wall["cpu_s"],
+            "train_uptime_before": wall["uptime_before"],
+            "train_uptime_after": wall["uptime_after"],
+        }
+        print(json.dumps({f"{reward}_seed{seed}": per_run[f"{reward}_seed{seed}"]}), flush=True)
+    comparison = {}
+    for seed in sorted(set(args.seeds) & set(args.binary_seeds)):
+        v, b = scores["verpo", seed], scores["binary", seed]
+        comparison[f"seed{seed}"] = {
+            "pass_at_1_verpo_minus_binary": float(np.mean(v["passed"]) - np.mean(b["passed"])),
+            "ci95": paired_ci(b["passed"], v["passed"]),
+            "test_pass_rate_verpo_minus_binary": float(
+                np.mean(v["test_pass_rate"]) - np.mean(b["test_pass_rate"])
+            ),
+            "test_pass_rate_ci95": paired_ci(b["test_pass_rate"], v["test_pass_rate"]),
+        }
+    result = {
+        "command": "uv run --no-sync python bench/code_functions_smollm2.py "
+        + " ".join(sys.argv[1:]),
+        "configs": {k: (ROOT / v).read_text() for k, v in CONFIGS.items()},
+        "held_out_tasks": len(base["passed"]),
+        "base": {
+            "pass_at_1": float(np.mean(base["passed"])),
+            "test_pass_rate": float(np.mean(base["test_pass_rate"])),
+            "eval_seconds": base["seconds"],
+            "uptime": base["uptime"],
+        },
+        "runs": per_run,
+        "verpo_vs_binary_paired_by_seed": comparison,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "code_functions_smollm2.json").write_text(json.dumps(result, indent=1))
+    plot(runs, RESULTS / "code_functions_smollm2.png")
+    lines = [
+        "# Code on SmolLM2-135M-Instruct: VeRPO vs binary reward (code.functions)",
+        "",
+        f"Command: `{result['command']}`. Held-out: {result['held_out_tasks']} tasks, greedy, "
+        "every answer run in the docker sandbox.",
+        "",
+        "| run | pass@1 before -> after | gain, 95% CI | per-test pass rate before -> after "
+        "| gain, 95% CI | zero-variance groups | train wall (CPU) s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in per_run.items():
+        lo, hi = r["pass_at_1_gain_ci95"]
+        tlo, thi = r["test_pass_rate_gain_ci95"]
+        lines.append(
+            f"| {name} | {r['pass_at_1_before']:.3f} -> {r['pass_at_1_after']:.3f} | "
+            f"{r['pass_at_1_after'] - r['pass_at_1_before']:+.3f} [{lo:+.3f}, {hi:+.3f}] | "
+            f"{r['test_pass_rate_before']:.3f} -> {r['test_pass_rate_after']:.3f} | "
+            f"{r['test_pass_rate_after'] - r['test_pass_rate_before']:+.3f} [{tlo:+.3f}, {thi:+.3f}] | "
+            f"{r['zero_variance_group_share']:.2f} | "
+            f"{r['train_wall_s']:.0f} ({r['train_cpu_s']:.0f}) |"
+        )
+    for seed, c in comparison.items():
+        lo, hi = c["ci95"]
+        lines.append(
+            f"\nVeRPO minus binary, {seed}: pass@1 {c['pass_at_1_verpo_minus_binary']:+.3f} "
+            f"[{lo:+.3f}, {hi:+.3f}], per-test pass rate "
+            f"{c['test_pass_rate_verpo_minus_binary']:+.3f} {c['test_pass_rate_ci95']}"
+        )
+    (RESULTS / "code_functions_smollm2.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
