@@ -75,7 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--model", required=True, help="a saved reward model folder (final/)")
     ev.add_argument("--data", required=True, nargs="+", help="pair JSONL files")
     ev.add_argument("--split", default="test", choices=["train", "test", "all"])
-    ev.add_argument("--test-fraction", type=float, default=0.2)
+    ev.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help="the split's test share (default: the trained model's run config, else 0.2)",
+    )
     ev.add_argument("--bootstrap", type=int, default=2000)
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--limit", type=int, default=0, help="at most this many problems per source")

@@ -286,12 +286,13 @@ def encode(
 
     Chat prompts go through the tokenizer's chat template with the response as the
     assistant's turn (the format the policy is sampled in); text prompts are followed by
-    the response as plain text. Sequences over `max_length` keep their end (the head
-    reads the last token); `prompt_last` is the prompt's last token in the kept ids (0 if
-    the prompt was cut away entirely)."""
+    the response as plain text; trailing whitespace of the response is dropped (a sampled
+    completion that stopped after a newline reads as the same answer). Sequences over
+    `max_length` keep their end (the head reads the last token); `prompt_last` is the
+    prompt's last token in the kept ids (0 if the prompt was cut away entirely)."""
     if isinstance(prompt, str):
         prompt_ids = list(tokenizer(prompt)["input_ids"])
-        ids = list(tokenizer(prompt + response)["input_ids"])
+        ids = list(tokenizer(prompt + response.rstrip())["input_ids"])
     else:
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("chat prompts need a tokenizer with a chat template")
@@ -299,7 +300,7 @@ def encode(
             prompt, add_generation_prompt=True, tokenize=True, return_dict=False
         )
         ids = tokenizer.apply_chat_template(
-            [*prompt, {"role": "assistant", "content": response}],
+            [*prompt, {"role": "assistant", "content": response.rstrip()}],
             tokenize=True,
             return_dict=False,
         )

@@ -143,7 +143,10 @@ def build_reward_model(
     gradient_checkpointing: bool = False,
 ) -> tuple[RewardModel, Any]:
     """A fresh reward model (head initialised with `seed`) and its tokenizer; `lora`:
-    LoRA options (r, alpha, dropout, target_modules) or None for full fine-tuning."""
+    LoRA options (r, alpha, dropout, target_modules, layers) or None for full fine-tuning.
+    `layers: N` puts adapters on the top N decoder layers only: the layers below have
+    nothing to train, so backward stops above them (about 6 -> 2 + 4·N/L units of work
+    per token instead of 6)."""
     backbone, tokenizer, hidden = load_tokenizer_and_backbone(
         model, spec.kind, spec.out_dim, tiny_model, seed
     )
@@ -155,7 +158,28 @@ def build_reward_model(
     if lora:
         from peft import LoraConfig, get_peft_model
 
-        options = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear", **lora}
+        options = {
+            "r": 16,
+            "alpha": 32,
+            "dropout": 0.0,
+            "target_modules": "all-linear",
+            "layers": 0,
+            **lora,
+        }
+        top = {}
+        if options["layers"]:
+            n_layers = backbone.config.num_hidden_layers
+            first = max(0, n_layers - int(options["layers"]))
+            top = {"layers_to_transform": list(range(first, n_layers)), "layers_pattern": "layers"}
+            if options["target_modules"] == "all-linear":  # peft needs names with layers
+                options["target_modules"] = sorted(
+                    {
+                        n.rsplit(".", 1)[-1]
+                        for n, m in backbone.named_modules()
+                        if isinstance(m, nn.Linear)
+                        and n.rsplit(".", 1)[-1] not in ("score", "lm_head")
+                    }
+                )
         backbone = get_peft_model(
             backbone,
             LoraConfig(
@@ -164,6 +188,7 @@ def build_reward_model(
                 lora_dropout=options["dropout"],
                 target_modules=options["target_modules"],
                 task_type="SEQ_CLS" if spec.kind == "seqcls" else None,
+                **top,
             ),
         )
     with torch.random.fork_rng(devices=[]):
