@@ -100,8 +100,12 @@ def run_trl(args, out: Path) -> list[float]:
     pairs = pairs_of_length(args.data, args.length, args.batch_size * args.steps)
     items, _ = encode_rows(tok, pairs, args.length)
     assert all(len(e.ids) == len(e.rejected_ids) == args.length for e in items)
-    dataset = Dataset.from_list([{"chosen_ids": e.ids, "rejected_ids": e.rejected_ids} for e in items])
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+    dataset = Dataset.from_list(
+        [{"chosen_ids": e.ids, "rejected_ids": e.rejected_ids} for e in items]
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=1, dtype=torch.float32
+    )
     model.config.pad_token_id = tok.pad_token_id
     n_layers = model.config.num_hidden_layers
     names = sorted(

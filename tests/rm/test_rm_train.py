@@ -191,5 +191,9 @@ def test_cli_train_with_overrides(tmp_path, capsys):
     )
     assert main(["train", "--config", str(tmp_path / "c.yaml"), "--set", "max_steps=2"]) == 0
     assert (tmp_path / "run" / "final" / "rm_config.json").is_file()
+    # a second fresh run in the same folder starts its metrics anew (no stale rows)
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--set", "max_steps=3"]) == 0
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert steps == [3]
     assert main(["train", "--config", str(tmp_path / "c.yaml"), "--set", "max_stps=2"]) == 2
     assert "unknown config key 'max_stps'" in capsys.readouterr().err

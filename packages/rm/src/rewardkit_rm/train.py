@@ -226,7 +226,8 @@ def train(config: RMConfig, rows: tuple[list, list] | None = None) -> Path:
         (out / "data.json").write_text(json.dumps(info, indent=1))
     log.info("reward model: %s", info)
 
-    metrics_file = (out / "metrics.jsonl").open("a")
+    # a resumed run continues its metrics; a fresh one in the same folder starts them anew
+    metrics_file = (out / "metrics.jsonl").open("a" if c.resume_from else "w")
     lengths = [len(e.ids) + len(e.rejected_ids or []) for e in train_items]
     stream = batches(lengths, c.batch_size, c.seed)
     for _ in range(start_step):  # the same data order as an uninterrupted run
