@@ -18,6 +18,7 @@ from rewardkit_rm.evaluate import (
     summarize,
     table,
 )
+from rewardkit_rm.scoring import head_outputs
 from rewardkit_rm.train import train
 
 
@@ -126,3 +127,33 @@ def test_cli_eval_on_the_held_out_split_of_a_trained_model(tmp_path):
         json.dumps({"prompt": "q", "chosen": "a", "rejected": "b", "split": "train"}) + "\n"
     )
     assert main(["eval", "--model", str(final), "--data", str(tmp_path / "one.jsonl")]) == 2
+
+
+@pytest.mark.parametrize(
+    "loss_name, options, out_dim, gate_dim",
+    [("gpm", {"k": 2, "gate": True}, 4, 2), ("ordinal", {"num_ratings": 5}, 5, 0)],
+)
+def test_evaluate_pairs_uses_each_losss_own_preference(loss_name, options, out_dim, gate_dim):
+    """GPM (with its prompt gate) and ordinal models have no r(c) − r(r): eval compares
+    with the loss's preference, as training does."""
+    from rewardkit_rm.losses import build_loss
+    from rewardkit_rm.model import RMSpec, build_reward_model
+
+    spec = RMSpec(loss=loss_name, loss_options=options, out_dim=out_dim, gate_dim=gate_dim)
+    rm, tok = build_reward_model("tiny", spec, {"num_layers": 1, "hidden_size": 32,
+                                                "num_heads": 2}, seed=1)  # fmt: skip
+    if rm.gate is not None:
+        torch.nn.init.normal_(rm.gate.weight)
+    rm.eval()
+    loss = build_loss(loss_name, options)
+    pairs = [Pair(f"q{i}", f"answer {i}", r, problem_id=f"p{i}") for i in range(4)
+             for r in ("x", "yy", "zzz")]  # fmt: skip
+    report = evaluate_pairs(rm, tok, loss, pairs, n_boot=0)
+    expected = []
+    for p in pairs:
+        out, gates, _ = head_outputs(rm, tok, [p.prompt, p.prompt], [p.chosen, p.rejected], 512)
+        gate = None if gates is None else gates[:1]
+        pref = float(loss.preference(out[:1], out[1:], gate=gate)[0])
+        expected.append(1.0 if pref > 0 else 0.5 if pref == 0 else 0.0)
+    assert report["overall"]["accuracy"] == pytest.approx(np.mean(expected))
+    assert report["overall"]["best_of_4_groups"] == 4
