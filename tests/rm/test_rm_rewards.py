@@ -138,7 +138,9 @@ def test_rm_ensemble_goes_through_the_core_ensemble_transform(tmp_path):
 
 
 def test_a_grpo_run_with_rm_score_as_its_reward(rm_path, tmp_path):
-    """Two GRPO steps of a tiny policy rewarded by the RM alone, end to end."""
+    """Two GRPO steps of a tiny policy rewarded by the RM, end to end, set up as for an
+    RM-vs-verifier comparison: the verifier first with weight 0 (it decides held-out
+    accuracy and is logged), the RM the only reward the policy learns from."""
     import json
 
     from rewardkit.trainer.config import GRPOConfig
@@ -148,7 +150,10 @@ def test_a_grpo_run_with_rm_score_as_its_reward(rm_path, tmp_path):
         model="tiny", tiny_model=TINY, task="core.arith", prompts_per_step=2,
         num_generations=4, max_completion_length=4, eval_size=4, max_steps=2,
         learning_rate=1e-3, output_dir=str(tmp_path / "run"), report_to=["jsonl"],
-        progress=False, rewards=[{"name": "rm.score", "options": {"path": str(rm_path)}}],
+        progress=False, rewards=[
+            {"name": "core.exact_answer", "weight": 0.0},
+            {"name": "rm.score", "options": {"path": str(rm_path)}},
+        ],
     )  # fmt: skip
     GRPOTrainer(config).train()
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -156,3 +161,6 @@ def test_a_grpo_run_with_rm_score_as_its_reward(rm_path, tmp_path):
     # one model scored the step-0 evaluation (4 samples) and two steps of 2 x 4 samples
     assert last["step"] == 2 and last["reward/rm.score/rm/samples"] == 20
     assert last["reward/rm.score/std"] > 0 and last["advantage/std"] > 0  # it ranks them
+    assert last["reward/total/mean"] == pytest.approx(last["reward/rm.score/mean"])
+    assert "reward/core.exact_answer/mean" in last
+    assert [r["step"] for r in rows if "eval/accuracy" in r] == [0, 2]  # by exact_answer
