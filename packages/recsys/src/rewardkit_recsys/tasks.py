@@ -1,7 +1,8 @@
 """`recsys.movielens`: next-item prediction on MovieLens-100K with semantic IDs (GREAM).
 
 Rows (Sample.meta): prompt, user, history (item ids), target (item id), target_id (its
-ID string), mode ("direct" or "reasoning"). Splits: "train" (every earlier position of
+ID string), mode ("direct" or "reasoning"), item_ids (the set of every item's ID string,
+one frozenset shared by all rows: the reward credits real items only). Splits: "train" (every earlier position of
 each user), "valid" (second to last item), "test" (last item); histories ≤ max_history.
 
 The ID map comes from `id_map` (a JSON path: loaded and checked against the catalogue
@@ -130,6 +131,7 @@ class MovieLens(Task):
                 )
             keep = random.Random(seed).sample(range(len(train)), min(max_train_rows, len(train)))
             train = [train[i] for i in sorted(keep)]  # each user's positions stay in order
+        self.item_id_set = frozenset(self.ids.id_to_item)
         self._examples = {"train": train, "valid": self.split.valid, "test": self.split.test}
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self.seconds = {"ids": time.perf_counter() - started}
@@ -146,6 +148,7 @@ class MovieLens(Task):
             "target": ex.target,
             "target_id": self.ids.item_to_id[ex.target],
             "mode": self.mode,
+            "item_ids": self.item_id_set,
         }
 
     def rows(self, split: str) -> list[dict[str, Any]]:
