@@ -96,7 +96,7 @@ def test_hooks_align_cache_and_label_the_evaluations(id_map, tmp_path):
         "direct/ndcg@10",
         "direct/ndcg@1",
         "reasoning/ndcg@10",
-        "reasoning/invalid_fraction",
+        "reasoning/unclosed_fraction",
     ):
         assert 0.0 <= first[key] <= 1.0, key
     assert not any(k.endswith("seconds") for k in first)
@@ -122,6 +122,47 @@ def test_hooks_align_cache_and_label_the_evaluations(id_map, tmp_path):
     other = small_task(id_map, tmp_path, sft_learning_rate=1e-3)
     other.prepare_policy(*build_tiny_model(**TINY, seed=0), config)
     assert other.alignment["cached"] is False
+
+
+def test_srpo_rollouts_are_real_items_and_the_reward_counts_none_invalid(id_map, tmp_path):
+    """Through the trainer: the task's generation constraint makes every sampled (and
+    greedy) completion a catalogue item, so the reward finds no invalid sample."""
+    from rewardkit.rewards.lifecycle import RewardContext
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    options = dict(
+        id_map=id_map,
+        max_train_rows=30,
+        sft_epochs=1,
+        sft_batch_size=16,
+        item_tasks=False,
+        reasoning=False,
+        aligned_model=str(tmp_path / "aligned"),
+    )
+    config = GRPOConfig(
+        model="tiny",
+        tiny_model=TINY,
+        task="recsys.movielens",
+        task_options=options,
+        output_dir=str(tmp_path / "run"),
+        progress=False,
+        num_generations=16,
+        temperature=1.5,
+        report_to=["jsonl"],
+    )
+    trainer = GRPOTrainer(config)
+    rows = trainer.train_rows[:4]
+    samples = trainer.rollout(rows) + trainer.rollout(rows, greedy=True, generations=1)
+    items = rows[0]["item_ids"]
+    assert all(s.completion in items and not s.truncated for s in samples)
+    assert len({s.completion for s in samples}) > 4  # sampled, not one forced answer
+    trainer.scorer(samples[:64], RewardContext(0, "train"))
+    stats = trainer.scorer.reward_stats()
+    assert stats["reward/recsys.id_match/invalid_fraction"] == 0.0
+    assert 0.0 <= stats["reward/recsys.id_match/groups_with_hit"] <= 1.0
+    short = config.model_copy(update={"max_completion_length": 2})
+    with pytest.raises(ValueError, match="max_completion_length"):
+        GRPOTrainer(short)
 
 
 def test_lora_is_refused(id_map, tmp_path):

@@ -51,9 +51,10 @@ class StageOptions:
     num_beams: int = 20  # direct mode: beams of the constrained search (>= top_k; wider finds
     # higher-scoring IDs: 10 → 20 beams raised validation NDCG@10 0.053 → 0.060, README)
     exclude_seen: bool = False  # direct mode: leave each user's earlier items out of its ranking
-    reasoning_samples: int = 8
-    reasoning_max_tokens: int = 128
-    reasoning_temperature: float = 1.0  # sampling temperature of reasoning mode
+    reasoning_samples: int = 1  # reasoning mode: rationales sampled per user, each followed
+    # by a constrained beam search over every item (num_beams); an item keeps its best score
+    reasoning_max_tokens: int = 128  # a rationale's budget; past it, </think> is forced
+    reasoning_temperature: float = 1.0  # sampling temperature of the rationale
     log_every: int = 0  # alignment: print the loss every N mini-batches (0: never)
 
     @classmethod
@@ -206,7 +207,9 @@ def prepare(task, model, tokenizer, config, opts: StageOptions):
 
 
 # -- evaluation -------------------------------------------------------------------------
-def direct_rankings(model, tokenizer, task, rows, split: str, opts: StageOptions) -> list[list[str]]:
+def direct_rankings(
+    model, tokenizer, task, rows, split: str, opts: StageOptions
+) -> list[list[str]]:
     """Direct mode for `rows` of `split`: each user's top `opts.top_k` items by constrained
     beam search (`opts.num_beams`), without the user's earlier items when `exclude_seen`."""
     from rewardkit_recsys.inference import IDTrie, direct_recommend
@@ -221,16 +224,22 @@ def direct_rankings(model, tokenizer, task, rows, split: str, opts: StageOptions
         if opts.exclude_seen:
             seen = [task.split.seen_before(r["user"], split) for r in batch]
         rankings += direct_recommend(
-            model, tokenizer, trie, prompts, top_k=opts.top_k, num_beams=opts.num_beams,
+            model,
+            tokenizer,
+            trie,
+            prompts,
+            top_k=opts.top_k,
+            num_beams=opts.num_beams,
             exclude=seen,
         )
     return rankings
 
 
 def evaluate(model, tokenizer, task, opts: StageOptions) -> dict[str, float]:
-    """Recall/NDCG@{1,5,10} of both inference modes on the first users of `eval_split`, plus the
-    fraction of reasoning samples with an invalid format or ID, and the seconds each took."""
-    from rewardkit_recsys.inference import reasoning_recommend
+    """Recall/NDCG@{1,5,10} of both inference modes on the first users of `eval_split` (each a
+    full ranking by trie-constrained beam search; in reasoning mode after a sampled
+    rationale), the fraction of rationales closed by force, and the seconds each took."""
+    from rewardkit_recsys.inference import IDTrie, reasoning_recommend
     from rewardkit_recsys.prompts import reasoning_prompt
 
     test = task.rows(opts.eval_split)
@@ -243,23 +252,26 @@ def evaluate(model, tokenizer, task, opts: StageOptions) -> dict[str, float]:
         return out
     start = time.perf_counter()
     rows = test[: opts.reasoning_eval_users or opts.eval_users]
-    reasoned, invalid = [], 0
+    trie = IDTrie(task.ids, tokenizer)
+    reasoned, forced = [], 0
     for i, r in enumerate(rows):
         ranking = reasoning_recommend(
             model,
             tokenizer,
-            task.ids,
+            trie,
             reasoning_prompt(task.ids, r["history"]),
-            num_samples=opts.reasoning_samples,
+            top_k=opts.top_k,
+            num_beams=opts.num_beams,
+            num_rationales=opts.reasoning_samples,
             max_new_tokens=opts.reasoning_max_tokens,
             temperature=opts.reasoning_temperature,
             seed=i,
         )
-        reasoned.append(ranking.items[: opts.top_k])
-        invalid += ranking.invalid
+        reasoned.append(ranking.items)
+        forced += ranking.invalid
     targets = [r["target"] for r in rows]
     out |= {f"reasoning/{k}": v for k, v in recall_ndcg(reasoned, targets).items()}
-    out["reasoning/invalid_fraction"] = invalid / (len(rows) * opts.reasoning_samples)
+    out["reasoning/unclosed_fraction"] = forced / (len(rows) * opts.reasoning_samples)
     out["reasoning/seconds"] = time.perf_counter() - start
     return out
 

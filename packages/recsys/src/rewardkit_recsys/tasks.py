@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rewardkit.tasks.base import RewardSpec, Task
+from rewardkit.trainer.config import ConfigError
 from rewardkit_recsys.embeddings import collaborative_embeddings, combine, text_embeddings
 from rewardkit_recsys.movielens import Example, Item, Split, load_ml100k
 from rewardkit_recsys.prompts import (
@@ -187,6 +188,12 @@ class MovieLens(Task):
         """ID tokens, embedding resize, supervised alignment (or its cached result)."""
         if config.progress:
             print(f"[recsys] supervised alignment: {self.stages.sft_epochs} epoch(s)", flush=True)
+        depth = self.ids.levels + (self.ids.suffix_size > 0)
+        if self.mode == "direct" and config.max_completion_length < depth + 1:
+            raise ConfigError(
+                f"recsys.movielens: max_completion_length ({config.max_completion_length}) "
+                f"must hold an ID and eos ({depth + 1} tokens) in direct mode"
+            )
         start = time.perf_counter()
         model, tokenizer, info = prepare(self, model, tokenizer, config, self.stages)
         self.seconds["alignment"] = time.perf_counter() - start
@@ -198,6 +205,15 @@ class MovieLens(Task):
         self._aligned = _fingerprint(model)
         self.results = {}
         return model, tokenizer
+
+    def generation_constraint(self, tokenizer):
+        """SRPO rollouts sample through the ID trie, as evaluation searches it: in direct
+        mode the completion is an item's ID then eos; in reasoning mode the rationale is
+        free and the answer after `<answer>` is an item's ID then `</answer>`."""
+        from rewardkit_recsys.inference import AnswerConstraint, IDTrie, trie_constraint
+
+        trie = IDTrie(self.ids, tokenizer)
+        return trie_constraint(trie) if self.mode == "direct" else AnswerConstraint(trie, tokenizer)
 
     def evaluate_policy(self, model, tokenizer) -> dict[str, float]:
         """Both inference modes on the test users; recorded as "after_alignment" while the
