@@ -11,6 +11,7 @@ from rewardkit.trainer.rollout import HFGenerate
 from rewardkit_recsys.inference import (
     AnswerConstraint,
     IDTrie,
+    constrained_item_logprob,
     direct_recommend,
     rank_completions,
     reasoning_recommend,
@@ -189,3 +190,19 @@ def test_rollout_constraints_spell_real_items(setup):
         assert answer([1], head + m3 + close[:k]) == [close[k]]
     assert answer([1], head + m3 + close) == [eos]
     assert answer([1], head + m3 + close + [eos, tok.pad_token_id]) == [eos]
+
+
+def test_constrained_item_probabilities_sum_to_one(setup):
+    """What trie-masked sampling gives each item: a distribution over the catalogue."""
+    model, tok, ids, trie = setup
+    prompt = tok("history: x")["input_ids"]
+    for temperature in (1.0, 0.5):
+        p = [
+            constrained_item_logprob(
+                model, trie, prompt, token_ids(tok, ids.item_to_id[i]), temperature
+            )
+            for i in ITEMS
+        ]
+        assert sum(np.exp(p)) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="not an item's ID"):
+        constrained_item_logprob(model, trie, prompt, token_ids(tok, "<|a_1|><|b_2|><|a_1|>"))

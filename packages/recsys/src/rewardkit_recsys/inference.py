@@ -289,6 +289,30 @@ def sequence_logprobs(
 
 
 @torch.no_grad()
+def constrained_item_logprob(
+    model,
+    trie: IDTrie,
+    prompt_ids: Sequence[int],
+    item_ids: Sequence[int],
+    temperature: float = 1.0,
+) -> float:
+    """Log of the probability that trie-constrained sampling at `temperature` (what SRPO's
+    rollouts do) writes the ID `item_ids` after `prompt_ids`: at each ID token, the
+    log-softmax of logits / temperature over the tokens the trie allows there. Over all
+    items these probabilities sum to 1."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([list(prompt_ids) + list(item_ids)], device=device)
+    logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float() / temperature
+    total = 0.0
+    for j, tok in enumerate(item_ids):
+        allowed = trie.allowed(list(item_ids[:j]))
+        if tok not in allowed:
+            raise ValueError(f"constrained_item_logprob: {list(item_ids)} is not an item's ID")
+        total += float(logits[j, allowed].log_softmax(-1)[allowed.index(tok)])
+    return total
+
+
+@torch.no_grad()
 def sample_rationales(
     model,
     tokenizer,

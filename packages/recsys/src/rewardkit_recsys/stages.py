@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.trainer.config import ConfigError
-from rewardkit_recsys.metrics import recall_ndcg
+from rewardkit_recsys.metrics import ndcg_per_user, recall_ndcg
 
 CACHE_INFO = "recsys_alignment.json"  # in the aligned_model folder: what the model was made of
 
@@ -44,6 +44,8 @@ class StageOptions:
     p_start: float = 0.0  # curriculum: reasoning probability at the start of an epoch
     p_end: float = 0.5  # ... and at its end
     aligned_model: str | None = None  # folder caching the aligned policy (None: no cache)
+    alignment_seed: int | None = None  # the seed the aligned policy was made with (None: the
+    # run's seed); SRPO runs with other seeds then share one cached aligned policy
     eval_split: str = "test"  # users evaluated: "test" (last item) or "valid" (second to last)
     eval_users: int | None = None  # direct mode: the first N test users (None: all 943)
     reasoning_eval_users: int | None = None  # reasoning: first N (None: eval_users, 0: skip)
@@ -140,10 +142,14 @@ def cache_key(task, opts: StageOptions, config) -> str:
             "reasoning": opts.reasoning,
             "item_tasks": opts.item_tasks,
         },
-        "model": [config.model, config.tiny_model, config.seed, config.dtype],
+        "model": [config.model, config.tiny_model, alignment_seed(opts, config), config.dtype],
         "max_length": config.max_prompt_length + 256,
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def alignment_seed(opts: StageOptions, config) -> int:
+    return config.seed if opts.alignment_seed is None else opts.alignment_seed
 
 
 def prepare(task, model, tokenizer, config, opts: StageOptions):
@@ -169,6 +175,12 @@ def prepare(task, model, tokenizer, config, opts: StageOptions):
                 cache, dtype=getattr(torch, config.dtype), attn_implementation="sdpa"
             )
             return model.eval(), AutoTokenizer.from_pretrained(cache), {**info, "cached": True}
+    if alignment_seed(opts, config) != config.seed:
+        raise ConfigError(
+            f"recsys.movielens: no aligned policy for alignment_seed "
+            f"{opts.alignment_seed} in {opts.aligned_model} (the policy was built with seed "
+            f"{config.seed}); align it first with seed={opts.alignment_seed}, then rerun"
+        )
     import torch
 
     with torch.random.fork_rng(devices=[]):  # new embedding rows: reproducible from the seed
@@ -235,10 +247,13 @@ def direct_rankings(
     return rankings
 
 
-def evaluate(model, tokenizer, task, opts: StageOptions) -> dict[str, float]:
+def evaluate(
+    model, tokenizer, task, opts: StageOptions, per_user: dict[str, list[float]] | None = None
+) -> dict[str, float]:
     """Recall/NDCG@{1,5,10} of both inference modes on the first users of `eval_split` (each a
     full ranking by trie-constrained beam search; in reasoning mode after a sampled
-    rationale), the fraction of rationales closed by force, and the seconds each took."""
+    rationale), the fraction of rationales closed by force, and the seconds each took.
+    `per_user`, when given, receives each mode's NDCG@10 per user (for paired tests)."""
     from rewardkit_recsys.inference import IDTrie, reasoning_recommend
     from rewardkit_recsys.prompts import reasoning_prompt
 
@@ -246,7 +261,10 @@ def evaluate(model, tokenizer, task, opts: StageOptions) -> dict[str, float]:
     rows = test[: opts.eval_users]
     start = time.perf_counter()
     direct = direct_rankings(model, tokenizer, task, rows, opts.eval_split, opts)
-    out = {f"direct/{k}": v for k, v in recall_ndcg(direct, [r["target"] for r in rows]).items()}
+    targets = [r["target"] for r in rows]
+    out = {f"direct/{k}": v for k, v in recall_ndcg(direct, targets).items()}
+    if per_user is not None:
+        per_user["direct/ndcg@10"] = ndcg_per_user(direct, targets)
     out["direct/seconds"] = time.perf_counter() - start
     if opts.reasoning_eval_users == 0:
         return out
@@ -271,6 +289,8 @@ def evaluate(model, tokenizer, task, opts: StageOptions) -> dict[str, float]:
         forced += ranking.invalid
     targets = [r["target"] for r in rows]
     out |= {f"reasoning/{k}": v for k, v in recall_ndcg(reasoned, targets).items()}
+    if per_user is not None:
+        per_user["reasoning/ndcg@10"] = ndcg_per_user(reasoned, targets)
     out["reasoning/unclosed_fraction"] = forced / (len(rows) * opts.reasoning_samples)
     out["reasoning/seconds"] = time.perf_counter() - start
     return out

@@ -14,8 +14,8 @@ The stages around SRPO run through the core task hooks (settings: the `StageOpti
 `stages.py`, given as further task options): `prepare_policy` adds the ID tokens and runs
 the supervised alignment; `evaluate_policy` evaluates both inference modes on the test
 users. The first evaluation of a fresh run is "after_alignment", the next "after_srpo";
-both go to `<output_dir>/results.json` with the seconds of each stage, and the second
-also prints the before/after table.
+both go to `<output_dir>/results.json` with the seconds of each stage and each user's
+NDCG@10 (`per_user`, for paired tests), and the second also prints the before/after table.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ class MovieLens(Task):
         "advantage": "recsys.bgae",
         "beta": 0.001,
         "group_filter": "zero_variance",
-        "num_generations": 8,
+        "num_generations": 64,
+        "temperature": 1.0,
         "max_completion_length": 8,
         "stop_strings": [],
     }
@@ -137,6 +138,7 @@ class MovieLens(Task):
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self.seconds = {"ids": time.perf_counter() - started}
         self.results: dict[str, Any] = {}  # of this run's evaluations; see evaluate_policy
+        self.per_user: dict[str, dict[str, list[float]]] = {}  # stage -> metric -> per user
         self._output_dir: Path | None = None
         self._aligned: float | None = None  # weight fingerprint of the aligned policy
 
@@ -203,7 +205,7 @@ class MovieLens(Task):
             print(f"[recsys] aligned policy {how} ({self.seconds['alignment']:.0f} s)", flush=True)
         self._output_dir = Path(config.output_dir)
         self._aligned = _fingerprint(model)
-        self.results = {}
+        self.results, self.per_user = {}, {}
         return model, tokenizer
 
     def generation_constraint(self, tokenizer):
@@ -223,7 +225,9 @@ class MovieLens(Task):
         start = time.perf_counter()
         if "after_alignment" in self.results:
             self.seconds["srpo"] = start - self._evaluated_at
-        metrics = evaluate(model, tokenizer, self, self.stages)
+        per_user: dict[str, list[float]] = {}
+        metrics = evaluate(model, tokenizer, self, self.stages, per_user)
+        self.per_user[stage] = per_user
         for mode in ("direct", "reasoning"):
             if f"{mode}/seconds" in metrics:
                 self.seconds[f"{stage}/{mode}"] = metrics.pop(f"{mode}/seconds")
@@ -246,6 +250,7 @@ class MovieLens(Task):
             "eval_users": users,
             "reasoning_eval_users": users if reasoning is None else min(reasoning, n),
             "alignment": getattr(self, "alignment", None),
+            "per_user": self.per_user,  # stage -> {"direct/ndcg@10": [...], ...}, user order
             "id_map": {
                 "levels": self.ids.levels,
                 "codes_per_level": self.ids.codes_per_level,
