@@ -170,3 +170,63 @@ def test_stop_strings_stop_generation_and_count_as_not_truncated():
             assert decoded.index(char) == len(decoded) - 1, decoded
             assert not g.truncated
     assert sum(len(g.ids) for g in stopped) < sum(len(g.ids) for g in free)
+
+
+def test_allowed_tokens_constrain_sampling_and_greedy_decoding():
+    """A constraint that spells one of three words, then eos: every sample is one of them,
+    whatever the (random) model prefers; rows of different prompts see their own prompt."""
+    import torch
+
+    from rewardkit.tiny import build_tiny_model
+
+    tok = build_tokenizer()
+    model, _ = build_tiny_model(num_layers=1, hidden_size=32, num_heads=2, seed=0)
+    words = [tok.encode(w, add_special_tokens=False) for w in ("cab", "cd", "e")]
+    seen_prompts = set()
+
+    def allowed(prompt_ids, completion):
+        seen_prompts.add(tuple(prompt_ids))
+        if tok.eos_token_id in completion:
+            return [tok.eos_token_id]
+        ok = {
+            w[len(completion)]
+            for w in words
+            if w[: len(completion)] == completion[: len(w)] and len(w) > len(completion)
+        }
+        return sorted(ok) or [tok.eos_token_id]
+
+    prompts = [
+        tok.encode("12+3=", add_special_tokens=False),
+        tok.encode("7=", add_special_tokens=False),
+    ]
+    torch.manual_seed(0)
+    backend = HFGenerate(lambda: model, tok, temperature=1.5, allowed=allowed)
+    sampled = backend.generate(prompts * 16, max_new_tokens=6)
+    greedy = backend.generate(prompts, max_new_tokens=6, greedy=True)
+    for g in sampled + greedy:
+        assert g.ids[-1] == tok.eos_token_id and not g.truncated
+        assert g.ids[:-1] in words
+    assert len({tuple(g.ids) for g in sampled}) > 1  # still sampled, not forced to one word
+    assert seen_prompts == {tuple(p) for p in prompts}  # unpadded, per row
+    free = HFGenerate(lambda: model, tok, temperature=1.5).generate(prompts * 16, 6)
+    assert any(g.ids[:-1] not in words for g in free)  # the random model alone does not
+
+
+def test_a_constraint_that_allows_nothing_is_a_clear_error():
+    import torch
+
+    from rewardkit.tiny import build_tiny_model
+    from rewardkit.trainer.rollout import AllowedTokens
+
+    tok = build_tokenizer()
+    model, _ = build_tiny_model(num_layers=1, hidden_size=32, num_heads=2, seed=0)
+    backend = HFGenerate(lambda: model, tok, allowed=lambda p, c: [])
+    with pytest.raises(ValueError, match="allows no token"):
+        backend.generate([[5, 6]], 3)
+    # None leaves a row's scores as they are; a list masks the rest with -inf
+    scores = torch.zeros(2, 5)
+    masked = AllowedTokens(lambda p, c: None if p == [1] else [3], [[1], [2]], 1)(
+        torch.tensor([[1], [2]]), scores.clone()
+    )
+    assert masked[0].tolist() == [0.0] * 5
+    assert masked[1].tolist() == [float("-inf")] * 3 + [0.0, float("-inf")]

@@ -36,6 +36,22 @@ class HookedArith(Arithmetic):
         return {"embedding_rows": rows, "weight_sum": weight_sum}
 
 
+class OneDigitArith(Arithmetic):
+    """core.arith whose answers are constrained to one digit, then eos."""
+
+    name = "test.one_digit_arith"
+
+    def generation_constraint(self, tokenizer):
+        digits = tokenizer.convert_tokens_to_ids(list("0123456789"))
+        self.prompts_seen = []
+
+        def allowed(prompt_ids, completion_ids):
+            self.prompts_seen.append(tokenizer.decode(prompt_ids, skip_special_tokens=True))
+            return digits if not completion_ids else [tokenizer.eos_token_id]
+
+        return allowed
+
+
 class BadMetrics(Arithmetic):
     def evaluate_policy(self, model, tokenizer):
         return {"ndcg": "high"}
@@ -47,7 +63,11 @@ def completion_length(sample):
     return float(len(sample.completion))
 
 
-for name, cls in (("test.hooked_arith", HookedArith), ("test.bad_metrics", BadMetrics)):
+for name, cls in (
+    ("test.hooked_arith", HookedArith),
+    ("test.bad_metrics", BadMetrics),
+    ("test.one_digit_arith", OneDigitArith),
+):
     if name not in TASKS._builtins:
         TASKS.register(name, cls)
 if "test.hook_length" not in REWARDS._builtins:
@@ -124,6 +144,22 @@ def test_default_hooks_change_nothing_and_write_no_file(tmp_path):
     history = GRPOTrainer(config(tmp_path, "core.arith", max_steps=0)).train()
     assert not (tmp_path / "run" / "task_eval.json").exists()
     assert not any(k.startswith("task/") for row in history for k in row)
+
+
+def test_the_task_generation_constraint_shapes_every_rollout(tmp_path):
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    trainer = GRPOTrainer(config(tmp_path, "test.one_digit_arith", max_steps=1))
+    eos = trainer.tokenizer.eos_token_id
+    rows = trainer.train_rows[:3]
+    for samples in (trainer.rollout(rows), trainer.rollout(rows, greedy=True, generations=1)):
+        for s in samples:
+            assert s.completion in list("0123456789") and s.completion_ids[-1] == eos, s
+            assert not s.truncated
+    prompts = {trainer.task.prompt(r) for r in rows}
+    assert set(trainer.task.prompts_seen) == prompts
+    trainer.train()  # a training step and both evaluations run under the constraint
+    assert Task().generation_constraint(trainer.tokenizer) is None
 
 
 def test_non_numeric_task_metrics_are_a_clear_error(tmp_path):

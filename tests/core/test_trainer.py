@@ -405,7 +405,9 @@ def test_fill_batch_checks_what_a_filter_returns():
 
     kept, result, stats = fill_batch(draw, ZeroVariance(), 2, 3)
     assert [s.group for s in kept] == [0, 0, 2, 2] and stats["group_filter/rounds"] == 1
+    assert stats["group_filter/dropped_fraction"] == 0.5  # groups 1 and 3 of 4 drawn
     assert result.total.tolist() == [0.0, 1.0, 0.0, 1.0]
     # nothing passes: the last round, unfiltered and counted
     kept, _, stats = fill_batch(draw, lambda s, r: torch.zeros(4, dtype=torch.bool), 2, 1)
     assert len(kept) == 4 and stats["group_filter/unfiltered"] == 1.0
+    assert stats["group_filter/dropped_fraction"] == 1.0

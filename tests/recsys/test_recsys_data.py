@@ -126,7 +126,11 @@ def test_prompts_for_each_task():
     sample = Sample(
         prompt=reason["prompt"],
         completion=reason["completion"],
-        meta={"target_id": "<|a_2|><|b_1|>", "mode": "reasoning"},
+        meta={
+            "target_id": "<|a_2|><|b_1|>",
+            "mode": "reasoning",
+            "item_ids": set(IDS.id_to_item),
+        },
     )
     assert IdMatchReward()([sample])[0].score == 1.0
     teacher = reasoning_pair(IDS, ITEMS, ex, rationale=lambda e: f"teacher on {e.user}")

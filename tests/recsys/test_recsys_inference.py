@@ -7,12 +7,17 @@ import pytest
 import torch
 
 from rewardkit.tiny import build_tiny_model
+from rewardkit.trainer.rollout import HFGenerate
 from rewardkit_recsys.inference import (
+    AnswerConstraint,
     IDTrie,
+    constrained_item_logprob,
     direct_recommend,
     rank_completions,
     reasoning_recommend,
+    sample_rationales,
     sequence_logprobs,
+    trie_constraint,
 )
 from rewardkit_recsys.semantic_ids import codes_to_ids, extend_tokenizer
 
@@ -124,15 +129,80 @@ def test_rank_completions_keeps_best_score_per_item_and_counts_invalid(setup):
         rank_completions(completions[:2], [0.0], ids)
 
 
-def test_reasoning_recommend_samples_and_scores(setup):
-    model, tok, ids, _ = setup
+def test_reasoning_ranks_every_item_by_beam_search_after_the_rationale(setup):
+    """Reasoning mode: one sampled rationale (the untrained model never closes it: closed by
+    force, counted), then a constrained beam search over all items; with more beams than
+    items the search is exhaustive, so its order is the brute-force order of
+    log p(ID, first token of </answer> | prompt, rationale, <answer>)."""
+    model, tok, ids, trie = setup
     result = reasoning_recommend(
-        model, tok, ids, "history: x", num_samples=4, max_new_tokens=12, seed=0
+        model, tok, trie, "history: x", top_k=7, num_beams=10, max_new_tokens=12, seed=0
     )
-    # an untrained model does not write the <think>/<answer> format: all dropped, counted
-    assert len(result.completions) == 4
-    assert result.invalid + len(result.items) <= 4 and result.invalid >= 1
+    assert result.invalid == 1 and len(result.completions) == 1
+    assert result.completions[0].endswith("</think>")
+    assert sorted(result.items) == sorted(ITEMS)  # a full ranking, every item once
+    prompt_ids = tok("history: x")["input_ids"]
+    [rationale], forced = sample_rationales(model, tok, prompt_ids, 1, 12, 1.0, seed=0)
+    assert forced == 1
+    prefix = prompt_ids + rationale + token_ids(tok, "<answer>")
+    close = token_ids(tok, "</answer>")[0]
+    brute = {
+        item: sequence_logprobs(model, prefix, [token_ids(tok, ids.item_to_id[item]) + [close]])[0]
+        for item in ITEMS
+    }
+    assert result.items[0] == max(brute, key=brute.get)  # the beam's top item is the argmax
+    assert result.items == sorted(ITEMS, key=lambda i: -brute[i])
+    assert result.scores == pytest.approx([brute[i] for i in result.items], abs=1e-4)
     again = reasoning_recommend(
-        model, tok, ids, "history: x", num_samples=4, max_new_tokens=12, seed=0
+        model, tok, trie, "history: x", top_k=7, num_beams=10, max_new_tokens=12, seed=0
     )
-    assert again.completions == result.completions  # seeded
+    assert again.items == result.items and again.completions == result.completions  # seeded
+    top3 = reasoning_recommend(
+        model, tok, trie, "history: x", top_k=3, num_beams=10, seed=0, max_new_tokens=12
+    )
+    assert top3.items == result.items[:3]
+
+
+def test_rollout_constraints_spell_real_items(setup):
+    """SRPO's rollout constraints: direct mode samples only item IDs (then eos); reasoning
+    mode leaves the rationale free and spells an item's ID and `</answer>` after `<answer>`."""
+    model, tok, ids, trie = setup
+    eos = tok.eos_token_id
+    torch.manual_seed(0)
+    backend = HFGenerate(lambda: model, tok, temperature=1.5, allowed=trie_constraint(trie))
+    prompts = [tok("history: x")["input_ids"], tok("history: yz")["input_ids"]]
+    samples = backend.generate(prompts * 32, max_new_tokens=8)
+    texts = [tok.decode(g.ids, skip_special_tokens=True) for g in samples]
+    assert all(g.ids[-1] == eos and not g.truncated for g in samples)
+    assert set(texts) <= set(ids.id_to_item) and len(set(texts)) > 2
+    free = HFGenerate(lambda: model, tok, temperature=1.5).generate(prompts * 32, 8)
+    assert not {tok.decode(g.ids, skip_special_tokens=True) for g in free} <= set(ids.id_to_item)
+
+    answer = AnswerConstraint(trie, tok)
+    head = token_ids(tok, "<think>likes x</think><answer>")
+    assert answer([1], token_ids(tok, "<think>likes x</th")) is None  # free rationale
+    assert sorted(answer([1], head)) == sorted(trie.allowed([]))
+    m3 = token_ids(tok, ids.item_to_id["m3"])
+    close = token_ids(tok, "</answer>")
+    assert answer([1], head + m3[:1]) == trie.allowed(m3[:1])
+    assert answer([1], head + m3) == [close[0]]
+    for k in range(1, len(close)):
+        assert answer([1], head + m3 + close[:k]) == [close[k]]
+    assert answer([1], head + m3 + close) == [eos]
+    assert answer([1], head + m3 + close + [eos, tok.pad_token_id]) == [eos]
+
+
+def test_constrained_item_probabilities_sum_to_one(setup):
+    """What trie-masked sampling gives each item: a distribution over the catalogue."""
+    model, tok, ids, trie = setup
+    prompt = tok("history: x")["input_ids"]
+    for temperature in (1.0, 0.5):
+        p = [
+            constrained_item_logprob(
+                model, trie, prompt, token_ids(tok, ids.item_to_id[i]), temperature
+            )
+            for i in ITEMS
+        ]
+        assert sum(np.exp(p)) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="not an item's ID"):
+        constrained_item_logprob(model, trie, prompt, token_ids(tok, "<|a_1|><|b_2|><|a_1|>"))

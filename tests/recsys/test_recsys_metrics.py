@@ -48,3 +48,13 @@ def test_bad_input():
         recall_ndcg([["a"]], ["a"], ks=(0,))
     with pytest.raises(ValueError, match="no users"):
         recall_ndcg([], [])
+
+
+def test_ndcg_per_user_matches_the_mean():
+    from rewardkit_recsys.metrics import ndcg_per_user
+
+    rankings, targets = [["a", "b", "c"], ["c", "a"], ["x"]], ["b", "c", "y"]
+    # ranks 2, 1, none: 1/log2(3) = 0.630930, 1, 0
+    assert ndcg_per_user(rankings, targets) == pytest.approx([0.630930, 1.0, 0.0], abs=1e-6)
+    with pytest.raises(ValueError, match="2 rankings but 3 targets"):
+        ndcg_per_user(rankings[:2], targets)

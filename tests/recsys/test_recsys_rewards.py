@@ -1,21 +1,42 @@
-"""SRPO's reward `recsys.id_match` and advantage `recsys.bgae` on hand-computed numbers."""
+"""SRPO's reward `recsys.id_match` and advantage `recsys.bgae` on hand-computed numbers; the
+reward also on malformed outputs (hypothesis)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rewardkit.registry import ADVANTAGES, REWARDS, TASKS
+from rewardkit.rewards.lifecycle import RewardContext
 from rewardkit.types import RewardOutput, RolloutBatch, Sample
 from rewardkit_recsys.advantage import BGAE, binom, passk_bonus
-from rewardkit_recsys.rewards import IdMatchReward, parse_prediction
+from rewardkit_recsys.rewards import PREFIX_CREDIT, IdMatchReward, common_prefix, parse_prediction
+from rewardkit_recsys.semantic_ids import split_id
 
 TRUE4 = "<|a_1|><|b_2|><|c_3|><|d_4|>"
 TRUE5 = "<|a_1|><|b_2|><|c_3|><|d_4|><|e_2|>"
+# a catalogue of 4-token IDs around TRUE4: one item for each common-prefix length m
+M1, M2, M3 = (
+    "<|a_1|><|b_9|><|c_3|><|d_4|>",
+    "<|a_1|><|b_2|><|c_9|><|d_4|>",
+    "<|a_1|><|b_2|><|c_3|><|d_9|>",
+)
+M0 = "<|a_2|><|b_2|><|c_3|><|d_4|>"
+CAT4 = frozenset({TRUE4, M1, M2, M3, M0})
+# a catalogue where two items collide on their 4 codes and get a suffix token
+CAT5 = frozenset({"<|a_1|><|b_2|><|c_3|><|d_4|><|e_1|>", TRUE5, M3})
 
 
-def score(completion: str, target_id: str = TRUE4, row_mode: str = "direct", **options) -> float:
-    meta = {"target_id": target_id, "mode": row_mode}
+def score(
+    completion: str,
+    target_id: str = TRUE4,
+    row_mode: str = "direct",
+    item_ids=CAT4,
+    **options,
+) -> float:
+    meta = {"target_id": target_id, "mode": row_mode, "item_ids": item_ids}
     sample = Sample(prompt="p", completion=completion, meta=meta)
     out = IdMatchReward(**options)([sample])[0]
     assert isinstance(out, RewardOutput)
@@ -29,33 +50,40 @@ def test_registered_through_entry_points():
 
 
 @pytest.mark.parametrize(
-    ("completion", "target", "expected"),
+    ("completion", "target", "catalogue", "expected"),
     [
-        (TRUE4, TRUE4, 1.0),  # exact match
-        (" " + TRUE4 + "\n", TRUE4, 1.0),  # surrounding whitespace is fine
-        ("<|a_1|><|b_9|><|c_3|><|d_4|>", TRUE4, 0.5),  # m = 1 → table[0]
-        ("<|a_1|><|b_2|><|c_9|><|d_4|>", TRUE4, 0.707),  # m = 2 → table[1]
-        ("<|a_1|><|b_2|><|c_3|><|d_9|>", TRUE4, 0.866),  # m = 3 → table[2]
-        (TRUE4, TRUE5, 0.95),  # m = 4 (collision suffix missing) → table[3]
-        (TRUE5, TRUE4, 0.95),  # m = 4, a suffix too many → not exact
-        ("<|a_1|><|b_2|><|c_3|><|d_4|><|e_1|>", TRUE5, 0.95),  # wrong suffix, m = 4
-        ("<|a_2|><|b_2|><|c_3|><|d_4|>", TRUE4, 0.0),  # m = 0
-        ("", TRUE4, 0.0),  # no ID
-        ("<|a_1|> <|b_2|><|c_3|><|d_4|>", TRUE4, 0.0),  # stray space: format invalid
-        ("ID: " + TRUE4, TRUE4, 0.0),  # extra text: format invalid
-        ("<|b_2|><|a_1|><|c_3|><|d_4|>", TRUE4, 0.0),  # levels out of order
-        ("<think>x</think><answer>" + TRUE4 + "</answer>", TRUE4, 0.0),  # wrong mode
+        (TRUE4, TRUE4, CAT4, 1.0),  # exact match
+        (" " + TRUE4 + "\n", TRUE4, CAT4, 1.0),  # surrounding whitespace is fine
+        (M1, TRUE4, CAT4, 0.5),  # a real item, m = 1 → table[0]
+        (M2, TRUE4, CAT4, 0.707),  # a real item, m = 2 → table[1]
+        (M3, TRUE4, CAT4, 0.866),  # a real item, m = 3 → table[2]
+        (M0, TRUE4, CAT4, 0.0),  # a real item, m = 0
+        ("<|a_1|><|b_2|>", TRUE4, CAT4, 0.0),  # truncated: 2 of 4 tokens (was 0.707)
+        ("<|a_1|><|b_2|><|c_3|>", TRUE4, CAT4, 0.0),  # truncated: 3 of 4 tokens
+        ("<|a_1|>", TRUE4, CAT4, 0.0),  # truncated: 1 token
+        ("<|a_1|><|b_2|><|c_9|><|d_5|>", TRUE4, CAT4, 0.0),  # m = 2, but no such item
+        (TRUE4 + "<|e_1|>", TRUE4, CAT4, 0.0),  # a suffix too many: no such item
+        ("<|a_1|><|b_2|><|c_3|><|d_4|><|e_1|>", TRUE5, CAT5, 0.95),  # wrong suffix, m = 4
+        (TRUE5, TRUE5, CAT5, 1.0),
+        (TRUE4, TRUE5, CAT5, 0.0),  # collision suffix missing: a prefix, not an item
+        (M3, TRUE5, CAT5, 0.866),  # m = 3
+        ("", TRUE4, CAT4, 0.0),  # no ID
+        ("<|a_1|> <|b_2|><|c_3|><|d_4|>", TRUE4, CAT4, 0.0),  # stray space: format invalid
+        ("ID: " + TRUE4, TRUE4, CAT4, 0.0),  # extra text: format invalid
+        ("<|b_2|><|a_1|><|c_3|><|d_4|>", TRUE4, CAT4, 0.0),  # levels out of order
+        ("<think>x</think><answer>" + TRUE4 + "</answer>", TRUE4, CAT4, 0.0),  # wrong mode
     ],
 )
-def test_id_match_direct(completion, target, expected):
-    assert score(completion, target) == pytest.approx(expected)
+def test_id_match_direct(completion, target, catalogue, expected):
+    assert score(completion, target, item_ids=catalogue) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
     ("completion", "expected"),
     [
         ("<think>likes drama</think><answer>" + TRUE4 + "</answer>", 1.0),
-        ("<think>a\nb</think>\n<answer><|a_1|><|b_2|></answer>", 0.707),  # m = 2
+        ("<think>a\nb</think>\n<answer>" + M2 + "</answer>", 0.707),  # a real item, m = 2
+        ("<think>a\nb</think>\n<answer><|a_1|><|b_2|></answer>", 0.0),  # truncated ID
         ("<answer>" + TRUE4 + "</answer>", 0.0),  # no think
         ("<think> </think><answer>" + TRUE4 + "</answer>", 0.0),  # empty think
         ("<think>x</think><answer>" + TRUE4 + "</answer> more", 0.0),  # trailing text
@@ -69,9 +97,30 @@ def test_id_match_reasoning(completion, expected):
     assert forced == pytest.approx(expected)
 
 
+def test_id_match_counts_invalid_samples_and_groups_with_a_hit():
+    reward = IdMatchReward()
+    meta = {"target_id": TRUE4, "mode": "direct", "item_ids": CAT4}
+    completions = [  # group 0: a hit and a truncated ID; group 1: a near miss and junk
+        (0, TRUE4),
+        (0, "<|a_1|><|b_2|>"),
+        (1, M3),
+        (1, "junk"),
+    ]
+    samples = [Sample(prompt="p", completion=c, group=g, meta=meta) for g, c in completions]
+    outs = reward(samples, RewardContext(0, "train"))
+    assert [o.score for o in outs] == pytest.approx([1.0, 0.0, 0.866, 0.0])
+    assert [o.info["valid"] for o in outs] == [True, False, True, False]
+    reward(samples[:1], RewardContext(0, "eval"))  # evaluation is not counted
+    # 2 of 4 samples invalid; 1 of 2 groups holds an exact hit
+    assert reward.stats() == {"invalid_fraction": 0.5, "groups_with_hit": 0.5}
+    assert reward.stats() == {}  # reset after reading
+
+
 def test_id_match_bad_input():
     with pytest.raises(KeyError, match="target_id"):
-        IdMatchReward()([Sample(prompt="p", completion=TRUE4)])
+        IdMatchReward()([Sample(prompt="p", completion=TRUE4, meta={"item_ids": CAT4})])
+    with pytest.raises(KeyError, match="item_ids"):
+        IdMatchReward()([Sample(prompt="p", completion=TRUE4, meta={"target_id": TRUE4})])
     with pytest.raises(ValueError, match="mode"):
         IdMatchReward(mode="loose")
     with pytest.raises(ValueError, match="row mode"):
@@ -79,6 +128,45 @@ def test_id_match_bad_input():
     with pytest.raises(ValueError, match="credit"):
         IdMatchReward(credit=[0.5, 2.0])
     assert parse_prediction(TRUE4, "direct") == ["<|a_1|>", "<|b_2|>", "<|c_3|>", "<|d_4|>"]
+
+
+# -- malformed outputs (hypothesis) ---------------------------------------------------------
+ID_TOKENS = [f"<|{letter}_{code}|>" for letter in "abcde" for code in (1, 2, 3, 4, 9)]
+PIECES = st.sampled_from(
+    [*ID_TOKENS, " ", "\n", "<|", "|>", "a_1", "<think>", "</think>", "<answer>", "</answer>", "x"]
+)
+
+
+def ladder(predicted: str, truth: str) -> float:
+    """The expected score of a catalogue item, from the spec's table."""
+    if predicted == truth:
+        return 1.0
+    m = common_prefix(split_id(predicted), split_id(truth))
+    return 0.0 if m == 0 else PREFIX_CREDIT[min(m, 4) - 1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PIECES, max_size=8).map("".join), st.sampled_from(sorted(CAT4)))
+def test_only_complete_items_earn_credit(completion, target):
+    got = score(completion, target)
+    item = completion.strip()
+    if item in CAT4:
+        assert got == pytest.approx(ladder(item, target))
+    else:  # anything else, however close to an ID, earns nothing
+        assert got == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(CAT4 | CAT5)), st.data())
+def test_every_truncation_of_an_item_scores_zero(item, data):
+    tokens = split_id(item)
+    cut = data.draw(st.integers(1, len(tokens) - 1))
+    truncated = "".join(tokens[:cut])
+    for catalogue, target in ((CAT4, TRUE4), (CAT5, TRUE5)):
+        if truncated not in catalogue:
+            assert score(truncated, target, item_ids=catalogue) == 0.0
+            wrapped = f"<think>r</think><answer>{truncated}</answer>"
+            assert score(wrapped, target, row_mode="reasoning", item_ids=catalogue) == 0.0
 
 
 def batch(scores, groups, lengths=None) -> RolloutBatch:

@@ -96,7 +96,7 @@ def test_hooks_align_cache_and_label_the_evaluations(id_map, tmp_path):
         "direct/ndcg@10",
         "direct/ndcg@1",
         "reasoning/ndcg@10",
-        "reasoning/invalid_fraction",
+        "reasoning/unclosed_fraction",
     ):
         assert 0.0 <= first[key] <= 1.0, key
     assert not any(k.endswith("seconds") for k in first)
@@ -106,6 +106,11 @@ def test_hooks_align_cache_and_label_the_evaluations(id_map, tmp_path):
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert set(saved["after_alignment"]) == set(saved["after_srpo"]) == set(first)
     assert saved["eval_users"] == 3 and saved["reasoning_eval_users"] == 2
+    for stage in ("after_alignment", "after_srpo"):  # per-user NDCG@10 for paired tests
+        for mode, n in (("direct", 3), ("reasoning", 2)):
+            values = saved["per_user"][stage][f"{mode}/ndcg@10"]
+            assert len(values) == n
+            assert sum(values) / n == pytest.approx(saved[stage][f"{mode}/ndcg@10"])
     for stage in ("ids", "alignment", "eval_after_alignment", "srpo", "eval_after_srpo"):
         assert saved["seconds"][stage] >= 0.0, stage
 
@@ -118,10 +123,73 @@ def test_hooks_align_cache_and_label_the_evaluations(id_map, tmp_path):
     ref_model, _ = reference.prepare_policy(*build_tiny_model(**TINY, seed=0), config)
     for a, b in zip(loaded.parameters(), ref_model.parameters(), strict=True):
         assert torch.equal(a, b)  # the cache holds exactly what alignment produced
+    # an SRPO run with another seed shares the aligned policy through alignment_seed
+    reseeded = config.model_copy(update={"seed": 5})
+    shared = small_task(id_map, tmp_path, alignment_seed=0)
+    model5, _ = shared.prepare_policy(*build_tiny_model(**TINY, seed=5), reseeded)
+    assert shared.alignment["cached"] is True
+    assert all(torch.equal(a, b) for a, b in zip(model5.parameters(), loaded.parameters()))
+    from rewardkit.trainer.config import ConfigError
+
+    with pytest.raises(ConfigError, match="align it first with seed=3"):  # none cached for 3
+        small_task(id_map, tmp_path, alignment_seed=3).prepare_policy(
+            *build_tiny_model(**TINY, seed=5), reseeded
+        )
     # other alignment settings: the cache does not apply
     other = small_task(id_map, tmp_path, sft_learning_rate=1e-3)
     other.prepare_policy(*build_tiny_model(**TINY, seed=0), config)
     assert other.alignment["cached"] is False
+
+
+def test_srpo_rollouts_are_real_items_and_the_reward_counts_none_invalid(id_map, tmp_path):
+    """Through the trainer: the task's generation constraint makes every sampled (and
+    greedy) completion a catalogue item, so the reward finds no invalid sample."""
+    from rewardkit.rewards.lifecycle import RewardContext
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    options = dict(
+        id_map=id_map,
+        max_train_rows=30,
+        sft_epochs=1,
+        sft_batch_size=16,
+        item_tasks=False,
+        reasoning=False,
+        aligned_model=str(tmp_path / "aligned"),
+    )
+    config = GRPOConfig(
+        model="tiny",
+        tiny_model=TINY,
+        task="recsys.movielens",
+        task_options=options,
+        output_dir=str(tmp_path / "run"),
+        progress=False,
+        num_generations=16,
+        temperature=1.5,
+        report_to=["jsonl"],
+        group_filter="zero_variance",
+        advantage="recsys.bgae",
+        prompts_per_step=2,
+        max_steps=1,
+    )
+    trainer = GRPOTrainer(config)
+    rows = trainer.train_rows[:4]
+    samples = trainer.rollout(rows) + trainer.rollout(rows, greedy=True, generations=1)
+    items = rows[0]["item_ids"]
+    assert all(s.completion in items and not s.truncated for s in samples)
+    assert len({s.completion for s in samples}) > 4  # sampled, not one forced answer
+    trainer.scorer(samples[:64], RewardContext(0, "train"))
+    stats = trainer.scorer.reward_stats()
+    assert stats["reward/recsys.id_match/invalid_fraction"] == 0.0
+    assert 0.0 <= stats["reward/recsys.id_match/groups_with_hit"] <= 1.0
+    # one step: the per-step shares of hit groups and of groups dynamic sampling dropped
+    trainer.scorer.reward_stats()  # (reset the counters)
+    metrics = trainer.train_step()
+    assert 0.0 <= metrics["reward/recsys.id_match/groups_with_hit"] <= 1.0
+    assert metrics["reward/recsys.id_match/invalid_fraction"] == 0.0
+    assert 0.0 <= metrics["group_filter/dropped_fraction"] <= 1.0
+    short = config.model_copy(update={"max_completion_length": 2})
+    with pytest.raises(ValueError, match="max_completion_length"):
+        GRPOTrainer(short)
 
 
 def test_lora_is_refused(id_map, tmp_path):

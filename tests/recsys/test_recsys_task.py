@@ -34,6 +34,9 @@ def test_rows_of_each_split(id_map):
     assert row["user"] == "196" and row["target"] == "110" and len(row["history"]) == 20
     assert row["target_id"] == ids.item_to_id["110"] and row["mode"] == "direct"
     assert row["prompt"] == "".join(ids.item_to_id[i] for i in row["history"]) + ">"
+    # the catalogue the reward checks IDs against: one shared set of every item's ID
+    assert row["item_ids"] == set(ids.id_to_item) and len(row["item_ids"]) == 1682
+    assert task.rows("train")[0]["item_ids"] is row["item_ids"]
     assert task.rows("valid")[0]["target"] != row["target"]
     with pytest.raises(ValueError, match="not 'dev'"):
         task.rows("dev")

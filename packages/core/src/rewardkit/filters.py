@@ -70,11 +70,13 @@ def fill_batch(
     `groups_wanted` groups are kept or `max_rounds` more rounds were drawn.
 
     If no group passes at all, the last round is returned unfiltered, and counted
-    (`group_filter/unfiltered` = 1): a step always has a batch.
+    (`group_filter/unfiltered` = 1): a step always has a batch. `group_filter/dropped_fraction`
+    is the share of all drawn groups that the filter rejected.
     """
     kept_samples: list[Sample] = []
     kept: list[ScoreResult] = []
     n_kept, offset, rounds = 0, 0, -1
+    n_drawn = n_dropped = 0
     while rounds < max_rounds:
         rounds += 1
         samples, scored = draw(offset)
@@ -87,6 +89,8 @@ def fill_batch(
         for group, idx in groups_of(samples).items():
             if mask[idx].any() != mask[idx].all():
                 raise ValueError(f"a group filter kept part of group {group}: {mask[idx].tolist()}")
+            n_drawn += 1
+            n_dropped += not bool(mask[idx[0]])
             if n_kept < groups_wanted and bool(mask[idx[0]]):
                 kept_samples += [samples[i] for i in idx]
                 kept.append(scored.select(idx))
@@ -98,6 +102,7 @@ def fill_batch(
         "group_filter/rounds": float(rounds),
         "group_filter/groups_kept": float(n_kept),
         "group_filter/unfiltered": float(not kept),
+        "group_filter/dropped_fraction": n_dropped / max(n_drawn, 1),
     }
     if not kept:
         return samples, scored, stats

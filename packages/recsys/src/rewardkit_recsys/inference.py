@@ -3,10 +3,13 @@
 - Direct sequence recommendation: beam search constrained by a prefix trie of the valid
   IDs (`prefix_allowed_tokens_fn`), so every returned ID is a real item; the top-K beams by
   sequence score (total log-prob: length_penalty 0) are the ranking.
-- Sequential reasoning recommendation: sample `<think>…</think><answer>ID</answer>`
-  completions, score each by its total log-prob under the model, keep the best score of
-  each item and rank by it; completions with an invalid format or an ID that is no item
-  are dropped and counted.
+- Sequential reasoning recommendation: sample a rationale `<think>…</think>`, then rank
+  every item by the same trie-constrained beam search after `<answer>` (a full ranking, as
+  in direct mode, not a handful of sampled IDs). A rationale that does not close within
+  the token budget is closed by force and counted.
+
+The same trie constrains SRPO's rollouts (`trie_constraint`, `AnswerConstraint`: the
+task's `generation_constraint`), so every sampled answer is a real item.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from rewardkit.data import left_pad
+from rewardkit.trainer.rollout import StopOnText
 from rewardkit_recsys.rewards import parse_prediction
 from rewardkit_recsys.semantic_ids import SemanticIDs, split_id
 
@@ -57,6 +62,13 @@ class IDTrie:
             node = node[tok]
         return [self.eos] if None in node else [t for t in node if t is not None]
 
+    def ending_with(self, token: int) -> IDTrie:
+        """A copy whose IDs end with `token` instead of eos (e.g. the first token of
+        `</answer>`: an ID inside the reasoning format is followed by that, not by eos)."""
+        copy = object.__new__(IDTrie)
+        copy.eos, copy.depth, copy.root = token, self.depth, self.root
+        return copy
+
     def without(self, items: Collection[str]) -> IDTrie:
         """A copy that spells every item but `items`; branches left empty are pruned."""
         drop = set(items)
@@ -89,13 +101,65 @@ class IDTrie:
         return node.get(None)
 
 
-def _encode_left(tokenizer, prompts: Sequence[str], device) -> dict[str, torch.Tensor]:
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        return tokenizer(list(prompts), return_tensors="pt", padding=True).to(device)
-    finally:
-        tokenizer.padding_side = side
+@torch.no_grad()
+def constrained_beams(
+    model,
+    trie: IDTrie,
+    prefixes: Sequence[Sequence[int]],
+    pad_id: int,
+    top_k: int,
+    num_beams: int,
+    tries: Sequence[IDTrie] | None = None,
+) -> list[tuple[list[str], list[float]]]:
+    """Per token-id prefix: up to top_k distinct items and their scores (total log-prob of
+    the ID and its terminator, `trie.eos`), best first, by trie-constrained beam search
+    with `num_beams` beams. `tries[i]`: prefix i's own trie (a subset of `trie`)."""
+    if top_k < 1 or num_beams < top_k:
+        raise ValueError(
+            f"constrained beam search: need 1 <= top_k <= num_beams, got top_k={top_k}, "
+            f"num_beams={num_beams}"
+        )
+    device = next(model.parameters()).device
+    enc = {
+        k: v.to(device) for k, v in left_pad([list(p) for p in prefixes], pad_id, device).items()
+    }
+    width = enc["input_ids"].shape[1]
+
+    def allowed(batch_id: int, input_ids: torch.Tensor) -> list[int]:
+        own = tries[batch_id] if tries is not None else trie
+        return own.allowed(input_ids[width:].tolist())
+
+    out = model.generate(
+        **enc,
+        num_beams=num_beams,
+        num_return_sequences=top_k,
+        do_sample=False,
+        max_new_tokens=trie.depth + 1,
+        prefix_allowed_tokens_fn=allowed,
+        length_penalty=0.0,
+        early_stopping=True,
+        return_dict_in_generate=True,
+        output_scores=True,
+        pad_token_id=pad_id,
+        eos_token_id=trie.eos,
+    )
+    seqs = out.sequences[:, width:].view(len(prefixes), top_k, -1)
+    scores = out.sequences_scores.view(len(prefixes), top_k)
+    results = []
+    for p in range(len(prefixes)):
+        ranked: list[str] = []
+        best: list[float] = []
+        for j in torch.argsort(scores[p], descending=True, stable=True).tolist():
+            item = trie.item(seqs[p, j].tolist())
+            if item is None:
+                raise RuntimeError(
+                    f"constrained beam search returned a non-item {seqs[p, j].tolist()} (trie bug)"
+                )
+            if item not in ranked:
+                ranked.append(item)
+                best.append(float(scores[p, j]))
+        results.append((ranked, best))
+    return results
 
 
 @torch.no_grad()
@@ -113,65 +177,85 @@ def direct_recommend(
     its user has seen); they are cut from that prompt's trie, so the search spends no beam
     on them."""
     num_beams = num_beams or top_k
-    if top_k < 1 or num_beams < top_k:
-        raise ValueError(
-            f"direct_recommend: need 1 <= top_k <= num_beams, got top_k={top_k}, "
-            f"num_beams={num_beams}"
-        )
-    enc = _encode_left(tokenizer, prompts, next(model.parameters()).device)
-    width = enc["input_ids"].shape[1]
-
     if exclude is not None and len(exclude) != len(prompts):
-        raise ValueError(f"direct_recommend: {len(prompts)} prompts but {len(exclude)} exclude sets")
+        raise ValueError(
+            f"direct_recommend: {len(prompts)} prompts but {len(exclude)} exclude sets"
+        )
     tries = [trie.without(e) for e in exclude] if exclude is not None else None
-
-    def allowed(batch_id: int, input_ids: torch.Tensor) -> list[int]:
-        own = tries[batch_id] if tries is not None else trie
-        return own.allowed(input_ids[width:].tolist())
-
-    out = model.generate(
-        **enc,
-        num_beams=num_beams,
-        num_return_sequences=top_k,
-        do_sample=False,
-        max_new_tokens=trie.depth + 1,
-        prefix_allowed_tokens_fn=allowed,
-        length_penalty=0.0,
-        early_stopping=True,
-        return_dict_in_generate=True,
-        output_scores=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=trie.eos,
+    prefixes = [tokenizer(p)["input_ids"] for p in prompts]
+    beams = constrained_beams(
+        model, trie, prefixes, _pad_id(tokenizer), top_k, num_beams, tries=tries
     )
-    seqs = out.sequences[:, width:].view(len(prompts), top_k, -1)
-    scores = out.sequences_scores.view(len(prompts), top_k)
-    rankings = []
-    for p in range(len(prompts)):
-        ranked: list[str] = []
-        for j in torch.argsort(scores[p], descending=True, stable=True).tolist():
-            item = trie.item(seqs[p, j].tolist())
-            if item is None:
-                raise RuntimeError(
-                    f"constrained beam search returned a non-item {seqs[p, j].tolist()} (trie bug)"
-                )
-            if item not in ranked:
-                ranked.append(item)
-        rankings.append(ranked)
-    return rankings
+    return [items for items, _ in beams]
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def find_last(seq: Sequence[int], sub: Sequence[int]) -> int:
+    """The index just past the last occurrence of `sub` in `seq`, or -1."""
+    n = len(sub)
+    for i in range(len(seq) - n, -1, -1):
+        if list(seq[i : i + n]) == list(sub):
+            return i + n
+    return -1
+
+
+class AnswerConstraint:
+    """Reasoning-mode rollouts (`allowed(prompt_ids, completion_ids)` for the core
+    `generation_constraint` hook): free text until the completion holds the tokens of
+    `<answer>`, then a real item's ID from the trie, then `</answer>` and eos. Text is
+    matched as the tokenizer spells it (exact for a character tokenizer; a BPE model
+    writing `<answer>` in other pieces is left unconstrained, and the reward judges it)."""
+
+    def __init__(self, trie: IDTrie, tokenizer):
+        self.open = tokenizer.encode("<answer>", add_special_tokens=False)
+        close = tokenizer.encode("</answer>", add_special_tokens=False)
+        self.trie, self.eos = trie.ending_with(close[0]), trie.eos
+        self.tail = [*close[1:], self.eos]  # after the ID and the first token of </answer>
+
+    def __call__(self, prompt_ids: Sequence[int], completion: Sequence[int]) -> list[int] | None:
+        start = find_last(completion, self.open)
+        if start < 0:
+            return None
+        answer = list(completion[start:])
+        node, i = self.trie.root, 0
+        while i < len(answer) and None not in node:
+            if answer[i] not in node:
+                return None  # not reached under this constraint
+            node, i = node[answer[i]], i + 1
+        if None not in node:
+            return [t for t in node if t is not None]
+        written = answer[i:]  # the terminator (first token of </answer>) and what followed
+        if not written:
+            return [self.trie.eos]
+        done = len(written) - 1
+        return [self.tail[done]] if done < len(self.tail) else [self.eos]
+
+
+def trie_constraint(trie: IDTrie):
+    """Direct-mode rollouts: the completion is an item's ID, then eos."""
+
+    def allowed(prompt_ids: Sequence[int], completion: Sequence[int]) -> list[int]:
+        return trie.allowed(completion)
+
+    return allowed
 
 
 @dataclass
 class ReasoningRanking:
     items: list[str]  # best first
-    scores: list[float]  # total log-prob of each item's best completion
-    invalid: int = 0  # completions dropped: bad format or an ID that is no item
-    completions: list[str] = field(default_factory=list)
+    scores: list[float]  # total log-prob of each item's ID after its best rationale
+    invalid: int = 0  # rationales that did not close </think> within the budget
+    completions: list[str] = field(default_factory=list)  # the rationales, as written
 
 
 def rank_completions(
     completions: Sequence[str], logprobs: Sequence[float], ids: SemanticIDs
 ) -> ReasoningRanking:
-    """Rank the items named in reasoning completions by their best total log-prob."""
+    """Rank the items named in sampled reasoning completions by their best total log-prob
+    (bad format or an ID that is no item: dropped and counted)."""
     if len(completions) != len(logprobs):
         raise ValueError(f"{len(completions)} completions but {len(logprobs)} log-probs")
     best: dict[str, float] = {}
@@ -205,33 +289,98 @@ def sequence_logprobs(
 
 
 @torch.no_grad()
+def constrained_item_logprob(
+    model,
+    trie: IDTrie,
+    prompt_ids: Sequence[int],
+    item_ids: Sequence[int],
+    temperature: float = 1.0,
+) -> float:
+    """Log of the probability that trie-constrained sampling at `temperature` (what SRPO's
+    rollouts do) writes the ID `item_ids` after `prompt_ids`: at each ID token, the
+    log-softmax of logits / temperature over the tokens the trie allows there. Over all
+    items these probabilities sum to 1."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([list(prompt_ids) + list(item_ids)], device=device)
+    logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float() / temperature
+    total = 0.0
+    for j, tok in enumerate(item_ids):
+        allowed = trie.allowed(list(item_ids[:j]))
+        if tok not in allowed:
+            raise ValueError(f"constrained_item_logprob: {list(item_ids)} is not an item's ID")
+        total += float(logits[j, allowed].log_softmax(-1)[allowed.index(tok)])
+    return total
+
+
+@torch.no_grad()
+def sample_rationales(
+    model,
+    tokenizer,
+    prompt_ids: Sequence[int],
+    num: int,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+) -> tuple[list[list[int]], int]:
+    """`num` sampled rationales, each cut just after `</think>` (or closed by force when
+    the budget ran out or eos came first: counted), and how many were closed by force."""
+    device = next(model.parameters()).device
+    torch.manual_seed(seed)
+    out = model.generate(
+        torch.tensor([list(prompt_ids)], device=device),
+        do_sample=True,
+        temperature=temperature,
+        top_k=0,
+        num_return_sequences=num,
+        max_new_tokens=max_new_tokens,
+        stopping_criteria=[StopOnText(tokenizer, ["</think>"], len(prompt_ids))],
+        pad_token_id=_pad_id(tokenizer),
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    close = tokenizer.encode("</think>", add_special_tokens=False)
+    rationales, forced = [], 0
+    for row in out[:, len(prompt_ids) :].tolist():
+        end = find_last(row, close)
+        if end >= 0:
+            rationales.append(row[:end])
+            continue
+        forced += 1
+        special = set(tokenizer.all_special_ids)
+        rationales.append([t for t in row if t not in special] + close)
+    return rationales, forced
+
+
+@torch.no_grad()
 def reasoning_recommend(
     model,
     tokenizer,
-    ids: SemanticIDs,
+    trie: IDTrie,
     prompt: str,
-    num_samples: int = 8,
+    top_k: int = 10,
+    num_beams: int = 20,
+    num_rationales: int = 1,
     max_new_tokens: int = 128,
     temperature: float = 1.0,
     seed: int = 0,
 ) -> ReasoningRanking:
-    """Sample reasoning completions for one prompt and rank the items they name."""
-    device = next(model.parameters()).device
+    """Reasoning mode for one prompt: sample `num_rationales` rationales, then rank every
+    item by trie-constrained beam search after `<rationale><answer>` (`num_beams` beams, top
+    `top_k`). Each item keeps its best score, log p(ID, first token of `</answer>` |
+    prompt, rationale), over the rationales."""
     prompt_ids = tokenizer(prompt)["input_ids"]
-    torch.manual_seed(seed)
-    out = model.generate(
-        torch.tensor([prompt_ids], device=device),
-        do_sample=True,
-        temperature=temperature,
-        top_k=0,
-        num_return_sequences=num_samples,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+    rationales, forced = sample_rationales(
+        model, tokenizer, prompt_ids, num_rationales, max_new_tokens, temperature, seed
     )
-    eos = tokenizer.eos_token_id
-    comps = []
-    for row in out[:, len(prompt_ids) :].tolist():  # padding only ever follows eos
-        comps.append(row[: row.index(eos) + 1] if eos in row else row)
-    texts = [tokenizer.decode(c, skip_special_tokens=True) for c in comps]
-    return rank_completions(texts, sequence_logprobs(model, prompt_ids, comps), ids)
+    answer = tokenizer.encode("<answer>", add_special_tokens=False)
+    close = tokenizer.encode("</answer>", add_special_tokens=False)
+    inner = trie.ending_with(close[0])
+    prefixes = [prompt_ids + r + answer for r in rationales]
+    best: dict[str, float] = {}
+    for items, scores in constrained_beams(
+        model, inner, prefixes, _pad_id(tokenizer), top_k, num_beams
+    ):
+        for item, score in zip(items, scores, strict=True):
+            best[item] = max(score, best.get(item, float("-inf")))
+    order = sorted(best, key=lambda i: -best[i])[:top_k]
+    texts = [tokenizer.decode(r, skip_special_tokens=True) for r in rationales]
+    return ReasoningRanking(order, [best[i] for i in order], forced, texts)

@@ -47,3 +47,12 @@ def recall_ndcg(
                 totals[f"recall@{k}"] += 1.0
                 totals[f"ndcg@{k}"] += 1.0 / math.log2(rank + 1)
     return {name: value / len(targets) for name, value in totals.items()}
+
+
+def ndcg_per_user(
+    rankings: Sequence[Sequence[str]], targets: Sequence[str], k: int = 10
+) -> list[float]:
+    """NDCG@k of each (ranking, target) pair: the per-user values a paired test compares."""
+    if len(rankings) != len(targets):
+        raise ValueError(f"{len(rankings)} rankings but {len(targets)} targets")
+    return [recall_ndcg([r], [t], ks=(k,))[f"ndcg@{k}"] for r, t in zip(rankings, targets)]

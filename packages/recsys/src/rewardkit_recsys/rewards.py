@@ -1,12 +1,19 @@
 """`recsys.id_match`: SRPO's residual-sensitive verifiable reward (GREAM, arXiv 2510.20815,
-§3.3, as in the authors' released code).
+§3.3, as in the authors' released code), credited on real items only.
 
 With m the longest common prefix, in ID tokens, of the predicted and the true ID:
 
-    format invalid or no ID parsed → 0
-    exact match                    → 1.0
-    m ≥ 1                          → [0.5, 0.707, 0.866, 0.95][min(m, 4) − 1]
-    m = 0                          → 0
+    format invalid, no ID parsed, or an ID that is no item → 0   (counted as invalid)
+    exact match                                            → 1.0
+    m ≥ 1                                                  → [0.5, 0.707, 0.866, 0.95][min(m, 4) − 1]
+    m = 0                                                  → 0
+
+Only a complete ID of a catalogue item earns credit: a truncated ID (a proper prefix of
+an item's ID) or a token string that spells no item scores 0, like a format error. The
+prefix ladder then measures how close a real recommended item is to the true one, which
+is what evaluation ranks (trie-constrained search over real items). The catalogue comes
+with each row, `meta["item_ids"]`: the set of every item's ID string (the task puts one
+shared set in every row).
 
 Format: in direct mode the completion is the ID alone; in reasoning mode it is
 `<think>…</think><answer>ID</answer>` (non-empty think). An ID is ID tokens whose level
@@ -16,9 +23,10 @@ letters run a, b, c, … in order.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Literal
 
+from rewardkit.rewards.lifecycle import RewardContext
 from rewardkit.types import RewardOutput, Sample
 from rewardkit_recsys.semantic_ids import LETTERS, TOKEN, SemanticIDError, split_id
 
@@ -55,22 +63,32 @@ def common_prefix(a: Sequence[str], b: Sequence[str]) -> int:
 
 
 def id_match_score(
-    predicted: Sequence[str] | None, truth: Sequence[str], credit: Sequence[float] = PREFIX_CREDIT
-) -> tuple[float, int]:
-    """(reward, m) for predicted ID tokens (None = format invalid) against the true ones."""
-    if predicted is None:
-        return 0.0, 0
+    predicted: Sequence[str] | None,
+    truth: Sequence[str],
+    item_ids: Collection[str],
+    credit: Sequence[float] = PREFIX_CREDIT,
+) -> tuple[float, int, bool]:
+    """(reward, m, valid) for predicted ID tokens (None = format invalid) against the true
+    ones; `valid`: the prediction is the complete ID of an item in `item_ids`."""
+    if predicted is None or "".join(predicted) not in item_ids:
+        return 0.0, 0, False
     m = common_prefix(predicted, truth)
     if list(predicted) == list(truth):
-        return 1.0, m
+        return 1.0, m, True
     if m == 0:
-        return 0.0, 0
-    return float(credit[min(m, len(credit)) - 1]), m
+        return 0.0, 0, True
+    return float(credit[min(m, len(credit)) - 1]), m, True
 
 
 class IdMatchReward:
-    """Batch reward; reads `meta["target_id"]` (the true ID string) and, with mode="auto",
-    `meta["mode"]` ("direct" or "reasoning", default "direct")."""
+    """Batch reward; reads `meta["target_id"]` (the true ID string), `meta["item_ids"]`
+    (every item's ID string) and, with mode="auto", `meta["mode"]` ("direct" or
+    "reasoning", default "direct").
+
+    `stats()` (logged by the trainer as `reward/recsys.id_match/<key>` each step) gives,
+    over the training samples scored since the last call: `invalid_fraction` (no complete
+    item ID) and `groups_with_hit` (the share of prompt groups with at least one exact hit:
+    the groups where SRPO's pass@k bonus fires)."""
 
     name = "recsys.id_match"
 
@@ -83,18 +101,43 @@ class IdMatchReward:
         if not credit or any(not 0.0 <= c <= 1.0 for c in credit):
             raise ValueError(f"recsys.id_match: credit must be values in [0, 1], got {credit}")
         self.mode, self.credit = mode, credit
+        self._counts = {"samples": 0, "invalid": 0, "groups": 0, "groups_with_hit": 0}
 
     def score(self, sample: Sample) -> RewardOutput:
-        if "target_id" not in sample.meta:
-            raise KeyError("recsys.id_match needs the dataset row to have a 'target_id'")
+        for key in ("target_id", "item_ids"):
+            if key not in sample.meta:
+                raise KeyError(f"recsys.id_match needs the dataset row to have an {key!r}")
         mode = sample.meta.get("mode", "direct") if self.mode == "auto" else self.mode
         if mode not in ("direct", "reasoning"):
             raise ValueError(f"recsys.id_match: row mode must be direct or reasoning, got {mode!r}")
         predicted = parse_prediction(sample.completion, mode)
-        score, m = id_match_score(predicted, split_id(sample.meta["target_id"]), self.credit)
-        return RewardOutput(
-            score, info={"format_ok": predicted is not None, "exact": score == 1.0, "prefix": m}
-        )
+        truth = split_id(sample.meta["target_id"])
+        score, m, valid = id_match_score(predicted, truth, sample.meta["item_ids"], self.credit)
+        info = {"format_ok": predicted is not None, "valid": valid, "exact": score == 1.0}
+        return RewardOutput(score, info=info | {"prefix": m})
 
-    def __call__(self, samples: list[Sample]) -> list[RewardOutput]:
-        return [self.score(s) for s in samples]
+    def __call__(
+        self, samples: list[Sample], context: RewardContext | None = None
+    ) -> list[RewardOutput]:
+        outputs = [self.score(s) for s in samples]
+        if context is None or context.phase == "train":
+            hit: dict[int, bool] = {}
+            for s, out in zip(samples, outputs, strict=True):
+                hit[s.group] = hit.get(s.group, False) or out.info["exact"]
+            self._counts["samples"] += len(samples)
+            self._counts["invalid"] += sum(not out.info["valid"] for out in outputs)
+            self._counts["groups"] += len(hit)
+            self._counts["groups_with_hit"] += sum(hit.values())
+        return outputs
+
+    def stats(self) -> dict[str, float]:
+        """Shares over the training samples scored since the last call (then reset)."""
+        c = self._counts
+        if not c["samples"]:
+            return {}
+        out = {
+            "invalid_fraction": c["invalid"] / c["samples"],
+            "groups_with_hit": c["groups_with_hit"] / max(c["groups"], 1),
+        }
+        self._counts = dict.fromkeys(c, 0)
+        return out

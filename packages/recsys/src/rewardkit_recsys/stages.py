@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.trainer.config import ConfigError
-from rewardkit_recsys.metrics import recall_ndcg
+from rewardkit_recsys.metrics import ndcg_per_user, recall_ndcg
 
 CACHE_INFO = "recsys_alignment.json"  # in the aligned_model folder: what the model was made of
 
@@ -44,6 +44,8 @@ class StageOptions:
     p_start: float = 0.0  # curriculum: reasoning probability at the start of an epoch
     p_end: float = 0.5  # ... and at its end
     aligned_model: str | None = None  # folder caching the aligned policy (None: no cache)
+    alignment_seed: int | None = None  # the seed the aligned policy was made with (None: the
+    # run's seed); SRPO runs with other seeds then share one cached aligned policy
     eval_split: str = "test"  # users evaluated: "test" (last item) or "valid" (second to last)
     eval_users: int | None = None  # direct mode: the first N test users (None: all 943)
     reasoning_eval_users: int | None = None  # reasoning: first N (None: eval_users, 0: skip)
@@ -51,9 +53,10 @@ class StageOptions:
     num_beams: int = 20  # direct mode: beams of the constrained search (>= top_k; wider finds
     # higher-scoring IDs: 10 → 20 beams raised validation NDCG@10 0.053 → 0.060, README)
     exclude_seen: bool = False  # direct mode: leave each user's earlier items out of its ranking
-    reasoning_samples: int = 8
-    reasoning_max_tokens: int = 128
-    reasoning_temperature: float = 1.0  # sampling temperature of reasoning mode
+    reasoning_samples: int = 1  # reasoning mode: rationales sampled per user, each followed
+    # by a constrained beam search over every item (num_beams); an item keeps its best score
+    reasoning_max_tokens: int = 128  # a rationale's budget; past it, </think> is forced
+    reasoning_temperature: float = 1.0  # sampling temperature of the rationale
     log_every: int = 0  # alignment: print the loss every N mini-batches (0: never)
 
     @classmethod
@@ -139,10 +142,14 @@ def cache_key(task, opts: StageOptions, config) -> str:
             "reasoning": opts.reasoning,
             "item_tasks": opts.item_tasks,
         },
-        "model": [config.model, config.tiny_model, config.seed, config.dtype],
+        "model": [config.model, config.tiny_model, alignment_seed(opts, config), config.dtype],
         "max_length": config.max_prompt_length + 256,
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def alignment_seed(opts: StageOptions, config) -> int:
+    return config.seed if opts.alignment_seed is None else opts.alignment_seed
 
 
 def prepare(task, model, tokenizer, config, opts: StageOptions):
@@ -168,6 +175,12 @@ def prepare(task, model, tokenizer, config, opts: StageOptions):
                 cache, dtype=getattr(torch, config.dtype), attn_implementation="sdpa"
             )
             return model.eval(), AutoTokenizer.from_pretrained(cache), {**info, "cached": True}
+    if alignment_seed(opts, config) != config.seed:
+        raise ConfigError(
+            f"recsys.movielens: no aligned policy for alignment_seed "
+            f"{opts.alignment_seed} in {opts.aligned_model} (the policy was built with seed "
+            f"{config.seed}); align it first with seed={opts.alignment_seed}, then rerun"
+        )
     import torch
 
     with torch.random.fork_rng(devices=[]):  # new embedding rows: reproducible from the seed
@@ -206,7 +219,9 @@ def prepare(task, model, tokenizer, config, opts: StageOptions):
 
 
 # -- evaluation -------------------------------------------------------------------------
-def direct_rankings(model, tokenizer, task, rows, split: str, opts: StageOptions) -> list[list[str]]:
+def direct_rankings(
+    model, tokenizer, task, rows, split: str, opts: StageOptions
+) -> list[list[str]]:
     """Direct mode for `rows` of `split`: each user's top `opts.top_k` items by constrained
     beam search (`opts.num_beams`), without the user's earlier items when `exclude_seen`."""
     from rewardkit_recsys.inference import IDTrie, direct_recommend
@@ -221,45 +236,62 @@ def direct_rankings(model, tokenizer, task, rows, split: str, opts: StageOptions
         if opts.exclude_seen:
             seen = [task.split.seen_before(r["user"], split) for r in batch]
         rankings += direct_recommend(
-            model, tokenizer, trie, prompts, top_k=opts.top_k, num_beams=opts.num_beams,
+            model,
+            tokenizer,
+            trie,
+            prompts,
+            top_k=opts.top_k,
+            num_beams=opts.num_beams,
             exclude=seen,
         )
     return rankings
 
 
-def evaluate(model, tokenizer, task, opts: StageOptions) -> dict[str, float]:
-    """Recall/NDCG@{1,5,10} of both inference modes on the first users of `eval_split`, plus the
-    fraction of reasoning samples with an invalid format or ID, and the seconds each took."""
-    from rewardkit_recsys.inference import reasoning_recommend
+def evaluate(
+    model, tokenizer, task, opts: StageOptions, per_user: dict[str, list[float]] | None = None
+) -> dict[str, float]:
+    """Recall/NDCG@{1,5,10} of both inference modes on the first users of `eval_split` (each a
+    full ranking by trie-constrained beam search; in reasoning mode after a sampled
+    rationale), the fraction of rationales closed by force, and the seconds each took.
+    `per_user`, when given, receives each mode's NDCG@10 per user (for paired tests)."""
+    from rewardkit_recsys.inference import IDTrie, reasoning_recommend
     from rewardkit_recsys.prompts import reasoning_prompt
 
     test = task.rows(opts.eval_split)
     rows = test[: opts.eval_users]
     start = time.perf_counter()
     direct = direct_rankings(model, tokenizer, task, rows, opts.eval_split, opts)
-    out = {f"direct/{k}": v for k, v in recall_ndcg(direct, [r["target"] for r in rows]).items()}
+    targets = [r["target"] for r in rows]
+    out = {f"direct/{k}": v for k, v in recall_ndcg(direct, targets).items()}
+    if per_user is not None:
+        per_user["direct/ndcg@10"] = ndcg_per_user(direct, targets)
     out["direct/seconds"] = time.perf_counter() - start
     if opts.reasoning_eval_users == 0:
         return out
     start = time.perf_counter()
     rows = test[: opts.reasoning_eval_users or opts.eval_users]
-    reasoned, invalid = [], 0
+    trie = IDTrie(task.ids, tokenizer)
+    reasoned, forced = [], 0
     for i, r in enumerate(rows):
         ranking = reasoning_recommend(
             model,
             tokenizer,
-            task.ids,
+            trie,
             reasoning_prompt(task.ids, r["history"]),
-            num_samples=opts.reasoning_samples,
+            top_k=opts.top_k,
+            num_beams=opts.num_beams,
+            num_rationales=opts.reasoning_samples,
             max_new_tokens=opts.reasoning_max_tokens,
             temperature=opts.reasoning_temperature,
             seed=i,
         )
-        reasoned.append(ranking.items[: opts.top_k])
-        invalid += ranking.invalid
+        reasoned.append(ranking.items)
+        forced += ranking.invalid
     targets = [r["target"] for r in rows]
     out |= {f"reasoning/{k}": v for k, v in recall_ndcg(reasoned, targets).items()}
-    out["reasoning/invalid_fraction"] = invalid / (len(rows) * opts.reasoning_samples)
+    if per_user is not None:
+        per_user["reasoning/ndcg@10"] = ndcg_per_user(reasoned, targets)
+    out["reasoning/unclosed_fraction"] = forced / (len(rows) * opts.reasoning_samples)
     out["reasoning/seconds"] = time.perf_counter() - start
     return out
 

@@ -1,7 +1,8 @@
 """`recsys.movielens`: next-item prediction on MovieLens-100K with semantic IDs (GREAM).
 
 Rows (Sample.meta): prompt, user, history (item ids), target (item id), target_id (its
-ID string), mode ("direct" or "reasoning"). Splits: "train" (every earlier position of
+ID string), mode ("direct" or "reasoning"), item_ids (the set of every item's ID string,
+one frozenset shared by all rows: the reward credits real items only). Splits: "train" (every earlier position of
 each user), "valid" (second to last item), "test" (last item); histories ≤ max_history.
 
 The ID map comes from `id_map` (a JSON path: loaded and checked against the catalogue
@@ -13,8 +14,8 @@ The stages around SRPO run through the core task hooks (settings: the `StageOpti
 `stages.py`, given as further task options): `prepare_policy` adds the ID tokens and runs
 the supervised alignment; `evaluate_policy` evaluates both inference modes on the test
 users. The first evaluation of a fresh run is "after_alignment", the next "after_srpo";
-both go to `<output_dir>/results.json` with the seconds of each stage, and the second
-also prints the before/after table.
+both go to `<output_dir>/results.json` with the seconds of each stage and each user's
+NDCG@10 (`per_user`, for paired tests), and the second also prints the before/after table.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rewardkit.tasks.base import RewardSpec, Task
+from rewardkit.trainer.config import ConfigError
 from rewardkit_recsys.embeddings import collaborative_embeddings, combine, text_embeddings
 from rewardkit_recsys.movielens import Example, Item, Split, load_ml100k
 from rewardkit_recsys.prompts import (
@@ -79,7 +81,8 @@ class MovieLens(Task):
         "advantage": "recsys.bgae",
         "beta": 0.001,
         "group_filter": "zero_variance",
-        "num_generations": 8,
+        "num_generations": 64,
+        "temperature": 1.0,
         "max_completion_length": 8,
         "stop_strings": [],
     }
@@ -130,10 +133,12 @@ class MovieLens(Task):
                 )
             keep = random.Random(seed).sample(range(len(train)), min(max_train_rows, len(train)))
             train = [train[i] for i in sorted(keep)]  # each user's positions stay in order
+        self.item_id_set = frozenset(self.ids.id_to_item)
         self._examples = {"train": train, "valid": self.split.valid, "test": self.split.test}
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self.seconds = {"ids": time.perf_counter() - started}
         self.results: dict[str, Any] = {}  # of this run's evaluations; see evaluate_policy
+        self.per_user: dict[str, dict[str, list[float]]] = {}  # stage -> metric -> per user
         self._output_dir: Path | None = None
         self._aligned: float | None = None  # weight fingerprint of the aligned policy
 
@@ -146,6 +151,7 @@ class MovieLens(Task):
             "target": ex.target,
             "target_id": self.ids.item_to_id[ex.target],
             "mode": self.mode,
+            "item_ids": self.item_id_set,
         }
 
     def rows(self, split: str) -> list[dict[str, Any]]:
@@ -184,6 +190,12 @@ class MovieLens(Task):
         """ID tokens, embedding resize, supervised alignment (or its cached result)."""
         if config.progress:
             print(f"[recsys] supervised alignment: {self.stages.sft_epochs} epoch(s)", flush=True)
+        depth = self.ids.levels + (self.ids.suffix_size > 0)
+        if self.mode == "direct" and config.max_completion_length < depth + 1:
+            raise ConfigError(
+                f"recsys.movielens: max_completion_length ({config.max_completion_length}) "
+                f"must hold an ID and eos ({depth + 1} tokens) in direct mode"
+            )
         start = time.perf_counter()
         model, tokenizer, info = prepare(self, model, tokenizer, config, self.stages)
         self.seconds["alignment"] = time.perf_counter() - start
@@ -193,8 +205,17 @@ class MovieLens(Task):
             print(f"[recsys] aligned policy {how} ({self.seconds['alignment']:.0f} s)", flush=True)
         self._output_dir = Path(config.output_dir)
         self._aligned = _fingerprint(model)
-        self.results = {}
+        self.results, self.per_user = {}, {}
         return model, tokenizer
+
+    def generation_constraint(self, tokenizer):
+        """SRPO rollouts sample through the ID trie, as evaluation searches it: in direct
+        mode the completion is an item's ID then eos; in reasoning mode the rationale is
+        free and the answer after `<answer>` is an item's ID then `</answer>`."""
+        from rewardkit_recsys.inference import AnswerConstraint, IDTrie, trie_constraint
+
+        trie = IDTrie(self.ids, tokenizer)
+        return trie_constraint(trie) if self.mode == "direct" else AnswerConstraint(trie, tokenizer)
 
     def evaluate_policy(self, model, tokenizer) -> dict[str, float]:
         """Both inference modes on the test users; recorded as "after_alignment" while the
@@ -204,7 +225,9 @@ class MovieLens(Task):
         start = time.perf_counter()
         if "after_alignment" in self.results:
             self.seconds["srpo"] = start - self._evaluated_at
-        metrics = evaluate(model, tokenizer, self, self.stages)
+        per_user: dict[str, list[float]] = {}
+        metrics = evaluate(model, tokenizer, self, self.stages, per_user)
+        self.per_user[stage] = per_user
         for mode in ("direct", "reasoning"):
             if f"{mode}/seconds" in metrics:
                 self.seconds[f"{stage}/{mode}"] = metrics.pop(f"{mode}/seconds")
@@ -227,6 +250,7 @@ class MovieLens(Task):
             "eval_users": users,
             "reasoning_eval_users": users if reasoning is None else min(reasoning, n),
             "alignment": getattr(self, "alignment", None),
+            "per_user": self.per_user,  # stage -> {"direct/ndcg@10": [...], ...}, user order
             "id_map": {
                 "levels": self.ids.levels,
                 "codes_per_level": self.ids.codes_per_level,

@@ -7,6 +7,7 @@ the config names others.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -46,6 +47,14 @@ class Task:
       called on the main process before the first GRPO step and after the last. The
       trainer logs them as `task/<name>` and writes `<output_dir>/task_eval.json` as
       {"before": {...}, "after": {...}}.
+
+    A third lets a task constrain what the policy may write:
+
+    - `generation_constraint(tokenizer)`: called once, after `prepare_policy`; returns
+      None (sample freely) or `allowed(prompt_ids, completion_ids)`, the token ids that
+      may follow a completion so far (None: any token). The generation backend masks every
+      other token before sampling (`rollout.AllowedTokens`), in training and evaluation
+      rollouts alike. For example: a closed vocabulary of answers spelled by a prefix trie.
     """
 
     name: str = "task"
@@ -77,3 +86,10 @@ class Task:
     def evaluate_policy(self, model: Any, tokenizer: Any) -> dict[str, float]:
         """Task metrics of the policy (logged as `task/<name>`); none by default."""
         return {}
+
+    def generation_constraint(
+        self, tokenizer: Any
+    ) -> Callable[[list[int], list[int]], Sequence[int] | None] | None:
+        """`allowed(prompt_ids, completion_ids)` for the generation backend; None: no
+        constraint (the default)."""
+        return None

@@ -2,18 +2,20 @@
 
 A generation backend turns prompt token ids into completion token ids. `HFGenerate`
 (transformers' `generate`) is the default; `VLLMGenerate` is optional and import-guarded.
+A task may constrain generation (`Task.generation_constraint`): `HFGenerate` then masks the
+tokens it does not allow (`AllowedTokens`, a logits processor) before sampling.
 `multi_turn_rollout` alternates policy actions and environment observations; the
 observation tokens get completion_mask 0, so the loss never trains on them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from transformers import StoppingCriteria
+from transformers import LogitsProcessor, StoppingCriteria
 
 from rewardkit.chat import prompt_ids
 from rewardkit.data import left_pad
@@ -37,10 +39,24 @@ class GenerationBackend(Protocol):
         ...
 
 
-def make_backend(config: Any, tokenizer: Any, policy: Callable[[], torch.nn.Module]):
-    """The config's generation backend: "hf" (generate on the policy) or "vllm"."""
+Allowed = Callable[[list[int], list[int]], Sequence[int] | None]  # (prompt, completion) -> ids
+
+
+def make_backend(
+    config: Any,
+    tokenizer: Any,
+    policy: Callable[[], torch.nn.Module],
+    allowed: Allowed | None = None,
+):
+    """The config's generation backend: "hf" (generate on the policy) or "vllm"; `allowed`:
+    the task's generation constraint (`Task.generation_constraint`), if any."""
     c = config
     if c.backend == "vllm":
+        if allowed is not None:
+            raise ValueError(
+                f"task {c.task!r} constrains generation (generation_constraint), which the "
+                "vllm backend does not support; use backend 'hf'"
+            )
         return VLLMGenerate(
             c.model,
             tokenizer,
@@ -49,7 +65,9 @@ def make_backend(config: Any, tokenizer: Any, policy: Callable[[], torch.nn.Modu
             top_k=c.top_k,
             stop_strings=c.stop_strings,
         )
-    return HFGenerate(policy, tokenizer, c.temperature, c.top_p, c.top_k, c.stop_strings)
+    return HFGenerate(
+        policy, tokenizer, c.temperature, c.top_p, c.top_k, c.stop_strings, allowed=allowed
+    )
 
 
 def encode_prompts(
@@ -66,8 +84,33 @@ def encode_prompts(
     return ids, cut
 
 
+class AllowedTokens(LogitsProcessor):
+    """A `generate` logits processor: each row may only continue with the tokens
+    `allowed(prompt_ids, completion_ids)` lists (None: any token); the others get -inf
+    before temperature and top-k/top-p, so sampling renormalises over the allowed ones."""
+
+    def __init__(self, allowed: Allowed, prompts: list[list[int]], prompt_len: int):
+        self.allowed, self.prompts, self.prompt_len = allowed, prompts, prompt_len
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        for b, completion in enumerate(input_ids[:, self.prompt_len :].tolist()):
+            ok = self.allowed(self.prompts[b], completion)
+            if ok is None:
+                continue
+            if not len(ok):
+                raise ValueError(
+                    f"generation_constraint allows no token after completion {completion} "
+                    f"(prompt row {b}): it must allow at least one (e.g. eos)"
+                )
+            keep = torch.full_like(scores[b], float("-inf"))
+            keep[list(ok)] = 0.0
+            scores[b] = scores[b] + keep
+        return scores
+
+
 class HFGenerate:
-    """transformers `generate` on the policy itself (always in sync with its weights)."""
+    """transformers `generate` on the policy itself (always in sync with its weights);
+    with `allowed`, only the tokens it allows are sampled (`AllowedTokens`)."""
 
     def __init__(
         self,
@@ -77,8 +120,10 @@ class HFGenerate:
         top_p: float = 1.0,
         top_k: int = 0,
         stop_strings: list[str] | None = None,
+        allowed: Allowed | None = None,
     ):
-        self.model_fn = model_fn  # returns the unwrapped policy (it changes under PEFT/DDP)
+        self.model_fn = model_fn
+        self.allowed = allowed  # returns the unwrapped policy (it changes under PEFT/DDP)
         self.tokenizer = tokenizer
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.stop_strings = list(stop_strings or [])
@@ -107,6 +152,9 @@ class HFGenerate:
         if self.stop_strings:
             stop = StopOnText(self.tokenizer, self.stop_strings, batch["input_ids"].shape[1])
             kwargs.update(stopping_criteria=[stop])
+        if self.allowed is not None:
+            width = batch["input_ids"].shape[1]
+            kwargs.update(logits_processor=[AllowedTokens(self.allowed, prompts, width)])
         was_training = model.training
         model.eval()
         out = model.generate(**batch, **kwargs)

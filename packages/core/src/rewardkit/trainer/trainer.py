@@ -92,7 +92,8 @@ class GRPOTrainer:
         self.reward_objects = {r.name: r.reward for r in self.parts.rewards}
         attention = getattr(getattr(model, "config", None), "_attn_implementation", "") or ""
         self.packing = c.packing if c.packing is not None else "flash" in attention
-        self.backend = make_backend(c, self.tokenizer, lambda: self.engine.policy)
+        self.backend = make_backend(c, self.tokenizer, lambda: self.engine.policy,
+                                    self.task.generation_constraint(self.tokenizer))
         self.train_rows = self.task.rows("train")
         self.stream = PromptStream(len(self.train_rows), c.seed, dist.rank(), dist.world())
         self.prompts_truncated = 0  # prompts cut to max_prompt_length (kept: their end)
