@@ -256,6 +256,15 @@ STATEFUL_REWARDS = [
 ]
 
 
+def test_eval_size_zero_means_no_held_out_evaluation(tmp_path):
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    trainer = GRPOTrainer(tiny_config(tmp_path, eval_size=0, eval_every=1, max_steps=1))
+    history = trainer.train()
+    assert not any("eval/accuracy" in h for h in history)  # not a logged 0.0
+    assert any("loss" in h for h in history)
+
+
 def test_rewards_get_the_trainer_step_and_phase(tmp_path):
     from rewardkit.rewards.lifecycle import RewardContext
     from rewardkit.trainer.trainer import GRPOTrainer

@@ -64,8 +64,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     history = GRPOTrainer(config, components=parts).train()
     accuracies = [h["eval/accuracy"] for h in history if "eval/accuracy" in h]
-    print(f"held-out accuracy: {accuracies[0]:.3f} -> {accuracies[-1]:.3f}; "
-          f"outputs in {config.output_dir}")
+    if accuracies:
+        print(f"held-out accuracy: {accuracies[0]:.3f} -> {accuracies[-1]:.3f}; "
+              f"outputs in {config.output_dir}")
+    else:
+        print(f"no held-out evaluation (eval_size 0); outputs in {config.output_dir}")
     return 0
 
 

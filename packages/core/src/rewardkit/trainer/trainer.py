@@ -310,6 +310,10 @@ class GRPOTrainer:
             correct = float(sum(s >= self.config.eval_correct_threshold for s in scores))
         return dist.sum_over_processes(correct) / max(len(rows), 1)
 
+    def held_out(self) -> dict[str, float]:
+        """{"eval/accuracy": ...}, or nothing when eval_size is 0 (no held-out evaluation)."""
+        return {"eval/accuracy": self.evaluate()} if self.config.eval_size else {}
+
     @torch.no_grad()
     def evaluate_task(self, stage: str) -> dict[str, float]:
         """The task's own metrics (`Task.evaluate_policy`), main process only, as `task/<name>`;
@@ -336,7 +340,7 @@ class GRPOTrainer:
         with self.scorer:  # its reward threads end with the run, also on an error
             c = self.config
             if self.step == 0:
-                self._log({"eval/accuracy": self.evaluate(), **self.evaluate_task("before")})
+                self._log({**self.held_out(), **self.evaluate_task("before")})
             columns = [TextColumn("GRPO"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                        TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
             show = c.progress and dist.is_main()
@@ -345,7 +349,7 @@ class GRPOTrainer:
                 while self.step < c.max_steps:
                     metrics = self.train_step()
                     if c.eval_every and self.step % c.eval_every == 0 and self.step < c.max_steps:
-                        metrics["eval/accuracy"] = self.evaluate()
+                        metrics.update(self.held_out())
                     self._log(metrics)
                     info = f"reward {metrics['reward/total/mean']:.3f}"
                     if "eval/accuracy" in metrics:
@@ -353,7 +357,7 @@ class GRPOTrainer:
                     bar.update(job, completed=self.step, info=info)
                     if c.save_every and self.step % c.save_every == 0:
                         self.save_checkpoint()
-            self._log({"eval/accuracy": self.evaluate(), **self.evaluate_task("after")})
+            self._log({**self.held_out(), **self.evaluate_task("after")})
             self.save_checkpoint(final=True)
             if dist.is_main():
                 plot_history(self.history, self.output_dir / "training.png",
