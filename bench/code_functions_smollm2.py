@@ -109,6 +109,24 @@ def paired_ci(before, after, resamples: int = 10000, seed: int = 0) -> list[floa
     return [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
 
 
+def dead_groups(run_dir: Path, reward: str) -> dict:
+    """From the logged rollouts (completions.jsonl, every `log_completions_every` steps): the
+    share of groups whose reward had zero variance, and the share whose advantages were all
+    zero (no gradient). With VeRPO the two differ: R_traj is the binary reward, and the
+    per-test term can still separate samples of a group that all pass or all fail."""
+    groups: dict[tuple, list] = {}
+    for line in (run_dir / "completions.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        groups.setdefault((row["step"], row["group"]), []).append(row)
+    rewards = [[r["rewards"][f"code.{reward}"] for r in g] for g in groups.values()]
+    advantages = [[r["advantage"] for r in g] for g in groups.values()]
+    return {
+        "logged_groups": len(groups),
+        "zero_reward_variance": float(np.mean([max(r) - min(r) < 1e-9 for r in rewards])),
+        "zero_advantage": float(np.mean([max(map(abs, a)) < 1e-6 for a in advantages])),
+    }
+
+
 def history(run_dir: Path) -> list[dict]:
     return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
@@ -196,6 +214,7 @@ def main() -> None:
             "zero_variance_group_share": float(
                 np.mean([r["frac_zero_variance_groups"] for r in h if "time/step" in r])
             ),
+            "logged_groups": dead_groups(run_dir, reward),
             "median_step_s": float(np.median([r["time/step"] for r in h if "time/step" in r])),
             "train_wall_s": wall["wall_s"],
             "train_cpu_s": wall["cpu_s"],
@@ -238,8 +257,9 @@ def main() -> None:
         "every answer run in the docker sandbox.",
         "",
         "| run | pass@1 before -> after | gain, 95% CI | per-test pass rate before -> after "
-        "| gain, 95% CI | zero-variance groups | train wall (CPU) s |",
-        "|---|---|---|---|---|---|---|",
+        "| gain, 95% CI | zero-variance groups (all steps) | logged groups: zero variance / "
+        "zero advantage | train wall (CPU) s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in per_run.items():
         lo, hi = r["pass_at_1_gain_ci95"]
@@ -250,6 +270,9 @@ def main() -> None:
             f"{r['test_pass_rate_before']:.3f} -> {r['test_pass_rate_after']:.3f} | "
             f"{r['test_pass_rate_after'] - r['test_pass_rate_before']:+.3f} [{tlo:+.3f}, {thi:+.3f}] | "
             f"{r['zero_variance_group_share']:.2f} | "
+            f"{r['logged_groups']['zero_reward_variance']:.2f} / "
+            f"{r['logged_groups']['zero_advantage']:.2f} "
+            f"(of {r['logged_groups']['logged_groups']}) | "
             f"{r['train_wall_s']:.0f} ({r['train_cpu_s']:.0f}) |"
         )
     for seed, c in comparison.items():
