@@ -164,7 +164,7 @@ def plot(runs: dict, path: Path) -> None:
     b.set(
         xlabel="GRPO step",
         ylabel="share of groups with zero reward variance",
-        title="groups that give no gradient under each reward",
+        title="groups whose reward had zero variance (R_traj = binary)",
     )
     for ax in (a, b):
         ax.grid(alpha=0.3)
@@ -220,6 +220,7 @@ def main() -> None:
             "train_cpu_s": wall["cpu_s"],
             "train_uptime_before": wall["uptime_before"],
             "train_uptime_after": wall["uptime_after"],
+            "train_omp_num_threads": wall["omp_num_threads"],
         }
         print(json.dumps({f"{reward}_seed{seed}": per_run[f"{reward}_seed{seed}"]}), flush=True)
     comparison = {}
@@ -275,6 +276,12 @@ def main() -> None:
             f"(of {r['logged_groups']['logged_groups']}) | "
             f"{r['train_wall_s']:.0f} ({r['train_cpu_s']:.0f}) |"
         )
+    lines.append(
+        f"\nBase scored once ({base['uptime']}). Runs trained with OMP_NUM_THREADS="
+        + ", ".join(sorted({r["train_omp_num_threads"] for r in per_run.values()}))
+        + " on a 2-core machine shared with other jobs (load averages in the JSON); "
+        "wall time counts the wait for a core, CPU time does not."
+    )
     for seed, c in comparison.items():
         lo, hi = c["ci95"]
         lines.append(
