@@ -62,8 +62,6 @@ ENV_OVERRIDES: dict[str, dict[str, Any]] = {
             "max_turns": 6,
             "max_episode_tokens": 512,
         },
-        "max_turns": 6,
-        "max_episode_tokens": 512,
     },
     "frozenlake": {
         "task_options": {
@@ -73,8 +71,6 @@ ENV_OVERRIDES: dict[str, dict[str, Any]] = {
             "is_slippery": False,
             "max_episode_tokens": 512,
         },
-        "max_turns": 6,
-        "max_episode_tokens": 512,
     },
 }
 

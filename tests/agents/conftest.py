@@ -14,7 +14,13 @@ TOKENS_PER_ACTION = 2
 
 def build_batch(trajectories, state_in_turns: bool = True) -> RolloutBatch:
     """trajectories: list of (group, score, steps), steps a list of
-    (state, action, next_state, reward). Turn t spans tokens [3t, 3t + 2)."""
+    (state, action, next_state, reward). Turn t spans tokens [3t, 3t + 2).
+
+    With `state_in_turns` each turn records the environment's state before and after the
+    action (Turn.state, Turn.next_state) and an observation text that is *not* the state
+    (as in a real environment: "You are at s1." against the state "s1"), so that keying a
+    state by its observation anywhere shows up as a missed merge. Without it, turns carry
+    no state and the observation is the state's name."""
     turns_list, masks, scores, groups = [], [], [], []
     for group, score, steps in trajectories:
         turns, mask = [], []
@@ -25,9 +31,10 @@ def build_batch(trajectories, state_in_turns: bool = True) -> RolloutBatch:
                     start=start,
                     end=start + TOKENS_PER_ACTION,
                     action=action,
-                    observation=next_state,
+                    observation=f"You are at {next_state}." if state_in_turns else next_state,
                     state=state if state_in_turns else None,
                     reward=reward,
+                    next_state=next_state if state_in_turns else None,
                 )
             )
             mask += [1] * TOKENS_PER_ACTION + [0]

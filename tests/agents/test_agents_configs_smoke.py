@@ -42,9 +42,10 @@ def test_config_resolves_to_its_task_and_estimator(name):
     assert config.advantage == advantage
     assert isinstance(parts.estimator, estimator_cls or ADVANTAGES.get("grpo"))
     assert parts.accuracy_reward == "agents.success"
-    # multi-turn: the trainer's limits agree with the environment's
-    assert config.max_turns == parts.task.env_options["max_turns"] > 1
-    assert config.max_episode_tokens == parts.task.env_options["max_episode_tokens"]
+    # multi-turn: the trainer's limits are the task's (one setting each), the environment's
+    assert parts.task.multi_turn
+    assert parts.task.max_turns == parts.task.env_options["max_turns"] > 1
+    assert parts.task.max_episode_tokens == parts.task.env_options["max_episode_tokens"]
 
 
 def test_a_misspelt_advantage_option_is_a_config_error(tmp_path, capsys):
@@ -93,7 +94,7 @@ def test_config_trains_two_steps_with_its_advantage(name, tmp_path, monkeypatch)
     assert [r["step"] for r in rows if "eval/accuracy" in r] == [0, 2]
     written = json.loads((out / "config.json").read_text())
     assert written["advantage"] == advantage
-    assert written["max_turns"] > 1
+    assert written["task_options.max_turns"] > 1  # the task's setting, in one place
 
     # the configured estimator made every step's advantages, on multi-turn batches:
     # 2 prompts x 2 generations, each with recorded turns and masked observations

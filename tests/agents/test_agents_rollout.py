@@ -74,6 +74,9 @@ def test_rollout_records_turns_states_and_outcome(rollout_batch):
     for sample in samples:
         assert len(sample.turns) == n
         assert [t.state for t in sample.turns] == [t.state for t in samples[0].turns]
+        # next_state: the state after each action, the next turn's state before it
+        assert [t.next_state for t in sample.turns[:-1]] == [t.state for t in sample.turns[1:]]
+        assert sample.turns[-1].next_state is not None
         for turn in sample.turns:  # the action span holds the action's tokens, mask 1
             assert sample.completion_mask[turn.start : turn.end] == [1] * (turn.end - turn.start)
             assert (

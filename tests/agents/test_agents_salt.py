@@ -62,6 +62,22 @@ def test_three_properties_on_a_hand_built_group(make_batch):
     assert salt_sum == pytest.approx(grpo_sum, abs=1e-6)
 
 
+def test_an_episode_end_merges_with_the_same_transition_mid_episode(make_batch):
+    """t0 ends with s1 -b-> s2; t1 takes s1 -b-> s2 and goes on. The state after t0's last
+    step is its recorded next_state (s2), not its observation text ("You are at s2."), so
+    the two occurrences are one edge. GRPO [1, 0] with eps 0: A = +-sqrt(2)/2."""
+    a = math.sqrt(2) / 2
+    batch = make_batch(
+        [
+            (0, 1.0, [("s0", "a", "s1", 0.0), ("s1", "b", "s2", 1.0)]),
+            (0, 0.0, [("s0", "a", "s1", 0.0), ("s1", "b", "s2", 0.0), ("s2", "c", "s3", 0.0)]),
+        ]
+    )
+    steps = step_values(SALT(eps=0.0)(batch), batch)
+    assert steps[0] == pytest.approx([0.0, 0.0], abs=1e-6)  # both edges shared: +a and -a
+    assert steps[1] == pytest.approx([0.0, 0.0, -a], abs=1e-6)
+
+
 def test_rloo_trajectory_advantages_and_repeated_edges(make_batch):
     # RLOO with scores [1, 0]: A_0 = 1 - 0 = 1, A_1 = 0 - 1 = -1.
     # (s0,up,s0) occurs twice in t0 (+1, +1) and once in t1 (-1): mean 1/3.

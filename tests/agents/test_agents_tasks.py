@@ -54,7 +54,7 @@ def test_rows_prompt_environment_and_defaults(cls):
     assert [r["seed"] for r in test] == [TEST_SEED_OFFSET + k for k in range(3)]
     assert all(r["env"] == task.env_name for r in train + test)
     assert train[0]["env_options"]["max_turns"] == 9
-    assert task.default_config == {"max_turns": 9, "max_episode_tokens": 300}
+    assert task.multi_turn and (task.max_turns, task.max_episode_tokens) == (9, 300)
     assert [s.name for s in task.rewards] == ["agents.success"]
     prompt = task.prompt(train[0])
     assert "<action>" in prompt and isinstance(prompt, str)

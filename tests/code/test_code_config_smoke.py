@@ -38,7 +38,7 @@ def test_config_environment_and_rewards_share_one_sandbox(path):
     env_options = _sandbox_options(config.task_options["executor"])
     assert env_options["backend"] == "docker"
     for spec in config.rewards:
-        assert _sandbox_options(spec["options"]) == env_options, spec["name"]
+        assert _sandbox_options(spec.options) == env_options, spec.name
 
 
 def test_real_config_loads_and_resolves_without_a_model():
@@ -48,7 +48,7 @@ def test_real_config_loads_and_resolves_without_a_model():
     assert config.gradient_checkpointing
     assert config.max_completion_length == 512 and config.max_prompt_length == 1024
     assert (config.task, config.advantage) == ("code.humaneval", "code.verpo")
-    assert config.max_turns == 1 and config.reward_timeout == 300.0
+    assert config.task_options["max_turns"] == 1 and config.reward_timeout == 300.0
     parts = resolve(config)  # builds task, rewards and estimator; loads no model
     assert [r.name for r in parts.rewards] == ["code.verpo", "code.pass_rate"]
     assert [r.weight for r in parts.rewards] == [1.0, 0.0]
@@ -61,23 +61,26 @@ def test_real_config_loads_and_resolves_without_a_model():
     assert executor.settings == {"pool_size": 8, "memory_mb": 512}  # image: the default
     assert executor._sandbox is None  # building the rewards started no container
     assert len(parts.task.rows("train")) == 164
-    assert not hasattr(parts.task, "make_environment")  # single-turn by default
+    assert not parts.task.multi_turn  # single-turn by default
 
 
 def test_real_config_multi_turn_override_names_the_environment():
-    config = GRPOConfig.load(REAL, ["task_options.max_turns=3", "max_turns=3"])
+    config = GRPOConfig.load(REAL, ["task_options.max_turns=3"])  # one place for the limit
     task = resolve(config).task
+    assert task.multi_turn and task.max_turns == 3 and task.max_episode_tokens == 2048
     env = task.make_environment(task.rows("train")[0])
     assert env.max_turns == 3
     assert env.executor.backend == "docker" and env.executor.settings["pool_size"] == 8
 
 
 def test_tiny_config_bad_overrides_fail_with_the_key():
-    with pytest.raises(ConfigError, match="unknown config key 'max_turn'.*max_turns"):
-        GRPOConfig.load(TINY, ["max_turn=2"])
+    with pytest.raises(ConfigError, match="unknown config key 'max_step'.*max_steps"):
+        GRPOConfig.load(TINY, ["max_step=2"])
+    with pytest.raises(ConfigError, match="was replaced.*task_options.max_turns"):
+        GRPOConfig.load(TINY, ["max_turns=2"])
     with pytest.raises(ValueError, match="max_turns must be >= 1, got 0"):
         resolve(GRPOConfig.load(TINY, ["task_options.max_turns=0"]))
-    with pytest.raises(ConfigError, match="task_options for 'code.humaneval'.*executr"):
+    with pytest.raises(ConfigError, match="task_options of 'code.humaneval'.*executr"):
         resolve(GRPOConfig.load(TINY, ["task_options.executr.timeout=1"]))
 
 
@@ -179,8 +182,7 @@ def test_tiny_config_multi_turn_step_masks_feedback(tmp_path, docker_image, monk
         "max_steps=1",
         "eval_size=1",
         "task_options.max_turns=2",
-        "max_turns=2",
-        "max_episode_tokens=1536",  # room for attempt + feedback + attempt
+        "task_options.max_episode_tokens=1536",  # room for attempt + feedback + attempt
     )
     assert rc == 0
     train = [r["samples"] for r in rollouts if not r["greedy"]]

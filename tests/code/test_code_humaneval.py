@@ -35,11 +35,9 @@ def test_task_rows_and_prompt():
     with pytest.raises(ValueError, match="splits"):
         task.rows("validation")
     assert len(HumanEval(split_asserts=False, limit=3).rows("test")[2]["tests"]) == 1
-    assert task.environment is None
     multi = HumanEval(max_turns=3)
-    assert multi.environment == "rewardkit_code.multiturn:CodeFeedbackEnv"
-    assert multi.default_config["max_turns"] == 3 and "max_turns" not in task.default_config
-    assert not hasattr(task, "make_environment")  # single turn: the trainer samples once
+    assert multi.multi_turn and multi.max_turns == 3
+    assert not task.multi_turn  # single turn: the trainer samples once
     env = multi.make_environment(rows[0])
     assert env.max_turns == 3 and env.reset(rows[0]) == ""
     with pytest.raises(ValueError, match="max_turns"):

@@ -201,3 +201,47 @@ def test_auto_backend_picks_docker(docker_image):
     with make_sandbox("auto", pool_size=1, image=docker_image) as box:
         assert box.backend == "docker"
         assert box.run("x = 2", [AssertTest("assert x == 2")])[0].passed
+
+
+@pytest.mark.docker
+def test_containers_of_a_killed_process_are_removed_by_the_next_pool(docker_image):
+    """A run killed by a signal cannot close its pool; the next pool on the host removes its
+    containers, and leaves those of live processes alone."""
+    import socket
+    import subprocess
+    import sys
+
+    from rewardkit_code.sandbox.docker_backend import OWNER_LABEL, DockerSandbox, docker_client
+
+    script = (
+        "import time\n"
+        "from rewardkit_code.sandbox import AssertTest, make_sandbox\n"
+        f"box = make_sandbox('docker', image={docker_image!r}, pool_size=1)\n"
+        "assert box.run('x = 1', [AssertTest('assert x == 1')])[0].passed\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    client = docker_client()
+
+    def containers_of(pid: int) -> list:
+        owner = f"{socket.gethostname()}:{pid}"
+        return client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"})
+
+    killed = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    alive = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert killed.stdout.readline().strip() == "ready"
+        assert alive.stdout.readline().strip() == "ready"
+        killed.kill()
+        killed.wait()
+        assert len(containers_of(killed.pid)) == 1  # SIGKILL: no cleanup ran
+        box = DockerSandbox(image=docker_image, pool_size=1)
+        box.close()
+        assert containers_of(killed.pid) == []
+        assert len(containers_of(alive.pid)) == 1
+    finally:
+        for child in (killed, alive):
+            child.kill()
+            child.wait()
+        DockerSandbox(image=docker_image, pool_size=1).close()  # removes the last one
+    assert containers_of(alive.pid) == []

@@ -1,4 +1,4 @@
-"""Advantage estimators (specs/core.md §2) on hand-computed numbers.
+"""Advantage estimators on hand-computed numbers.
 
 Every expected value is written out as arithmetic from the spec's formula."""
 
@@ -206,29 +206,68 @@ def test_canon_requires_and_errors():
 # -- process --------------------------------------------------------------------------------
 
 
-def test_process_token_rewards_return_to_go():
-    # one group, token rewards s0 = 1, 0, 2 and s1 = 0, 0, 0: baseline (1+0+2+0+0+0)/6 = 0.5
+def test_process_token_rewards_return_to_go_step_baseline():
+    # baseline="step" (DeepSeekMath §4.1.3): one group, token rewards s0 = 1, 0, 2 and s1 = 0, 0, 0: baseline (1+0+2+0+0+0)/6 = 0.5
     # centred: s0 = 0.5, -0.5, 1.5; s1 = -0.5, -0.5, -0.5
     # gamma 1: s0 = 1.5, 1.0, 1.5 (sums from the end), s1 = -1.5, -1.0, -0.5
     # gamma 0.5: s0: t2 1.5, t1 -0.5 + 0.5*1.5 = 0.25, t0 0.5 + 0.5*0.25 = 0.625
     #            s1: t2 -0.5, t1 -0.5 - 0.25 = -0.75, t0 -0.5 - 0.375 = -0.875
     tr = torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0]])
     b = batch([1, 0], [0, 0], token_rewards=tr)
-    adv = est("process", outcome=None)(b)
+    adv = est("process", outcome=None, baseline="step")(b)
     same(adv, torch.tensor([[1.5, 1.0, 1.5], [-1.5, -1.0, -0.5]]))
-    adv = est("process", outcome=None, gamma=0.5)(b)
+    adv = est("process", outcome=None, gamma=0.5, baseline="step")(b)
     same(adv, torch.tensor([[0.625, 0.25, 1.5], [-0.875, -0.75, -0.5]]))
     # plus the outcome part: dr_grpo on r = 1, 0 adds +0.5 / -0.5 to every token
-    adv = est("process", outcome="grpo", outcome_options={"scale": "none"})(b)
+    adv = est("process", outcome="grpo", outcome_options={"scale": "none"}, baseline="step")(b)
     same(adv, torch.tensor([[2.0, 1.5, 2.0], [-2.0, -1.5, -1.0]]))
     # default outcome grpo: +-0.5 / (sqrt(0.5) + 1e-4)
     a = 0.5 / (math.sqrt(0.5) + 1e-4)
-    adv = est("process")(b)
+    adv = est("process", baseline="step")(b)
     want = torch.tensor([[1.5 + a, 1.0 + a, 1.5 + a], [-1.5 - a, -1.0 - a, -0.5 - a]])
     same(adv, want)
 
 
+def test_process_token_rewards_sample_baseline_and_none():
+    # default baseline="sample": token rewards s0 = 1, 0, 2 and s1 = 0, 0, 0
+    # returns-to-go (gamma 1): s0 = 3, 2, 2; s1 = 0, 0, 0; baseline = mean(3, 0) = 1.5
+    tr = torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0]])
+    b = batch([1, 0], [0, 0], token_rewards=tr)
+    same(est("process", outcome=None)(b), torch.tensor([[1.5, 0.5, 0.5], [-1.5, -1.5, -1.5]]))
+    # gamma 0.5: s0 = 1 + 0.5 * (0 + 0.5 * 2) = 1.5, 0 + 0.5 * 2 = 1, 2; baseline 0.75
+    adv = est("process", outcome=None, gamma=0.5)(b)
+    same(adv, torch.tensor([[0.75, 0.25, 1.25], [-0.75, -0.75, -0.75]]))
+    # baseline="none": the returns as they are
+    adv = est("process", outcome=None, baseline="none")(b)
+    same(adv, torch.tensor([[3.0, 2.0, 2.0], [0.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="baseline"):
+        est("process", baseline="group")
+
+
+def test_process_step_rewards_sample_baseline():
+    # group 0: s0 mask 1,1,0,1, steps 1.0 at token 1 and 4.0 at token 2: returns 5, 5, 4, 0;
+    # s1 one step 1.0 at token 2: 1, 1, 1; s3 no steps: 0, 0. Baseline (5 + 1 + 0) / 3 = 2:
+    # s0 = 3, 3, (masked) 0, -2; s1 = -1, -1, -1, (pad) 0; s3 = -2, -2.
+    # group 1: s2 alone: its own return is its baseline -> 0.
+    samples = [
+        Sample("p", "a", completion_ids=[1, 2, 3, 4], completion_mask=[1, 1, 0, 1], group=0),
+        Sample("p", "b", completion_ids=[1, 2, 3], group=0),
+        Sample("q", "c", completion_ids=[1], group=1),
+        Sample("p", "d", completion_ids=[1, 2], group=0),
+    ]
+    outputs = [
+        RewardOutput(0.0, step_rewards=[1.0, 4.0], step_ends=[1, 2]),
+        RewardOutput(0.0, step_rewards=[1.0], step_ends=[2]),
+        RewardOutput(0.0, step_rewards=[10.0], step_ends=[0]),
+        RewardOutput(0.0),
+    ]
+    adv = est("process", outcome=None)(RolloutBatch.from_samples(samples, outputs))
+    want = [[3, 3, 0, -2], [-1, -1, -1, 0], [0, 0, 0, 0], [-2, -2, 0, 0]]
+    same(adv, torch.tensor(want, dtype=torch.float))
+
+
 def test_process_step_rewards_at_step_ends_through_from_samples():
+    # baseline="step"
     # group 0: s0 mask 1,1,0,1 (token 2 = tool output), steps 1.0 ending at token 1 and 4.0
     #          ending at token 2; s1 mask 1,1,1 (then padding), one step 1.0 ending at 2;
     #          s3 has no step rewards (no reward positions).
@@ -249,7 +288,7 @@ def test_process_step_rewards_at_step_ends_through_from_samples():
         RewardOutput(0.0),
     ]
     b = RolloutBatch.from_samples(samples, outputs)
-    adv = est("process", outcome=None)(b)
+    adv = est("process", outcome=None, baseline="step")(b)
     want = [[1, 1, 0, 0], [-1, -1, -1, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
     same(adv, torch.tensor(want, dtype=torch.float))
 
@@ -319,3 +358,12 @@ def test_every_estimator_rejects_nan_and_bad_shapes(name):
     b.groups = b.groups.float()
     with pytest.raises(ValueError, match="integer"):
         est(name)(b)
+
+
+def test_returns_to_go_by_hand():
+    from rewardkit.advantages.returns import returns_to_go
+
+    # gamma 0.5 over [1, 2, 3]: 3, 2 + 1.5 = 3.5, 1 + 1.75 = 2.75; rows independent
+    got = returns_to_go(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 4.0]]), 0.5)
+    same(got, torch.tensor([[2.75, 3.5, 3.0], [1.0, 2.0, 4.0]]))
+    assert returns_to_go(torch.zeros(2, 0), 0.9).shape == (2, 0)

@@ -17,7 +17,6 @@ from rewardkit.data import (
     completion_logprobs,
     left_pad,
     make_micro_batches,
-    scatter_to_batch,
 )
 from rewardkit.tiny import build_tiny_model
 
@@ -330,8 +329,8 @@ def _batched(model, mbs, shape, temperature=1.0):
     with torch.no_grad():
         for mb in mbs:
             lp, ent = completion_logprobs(model, mb, temperature, with_entropy=True)
-            scatter_to_batch(lp, mb, logprobs)
-            scatter_to_batch(ent, mb, entropy)
+            logprobs[mb.rows, mb.cols] = lp  # as the trainer places them
+            entropy[mb.rows, mb.cols] = ent
     return logprobs, entropy
 
 
@@ -393,16 +392,3 @@ def test_micro_batch_to_moves_every_tensor():
         getattr(moved, f).device.type == "meta" for f in ("input_ids", "attention_mask", "cols")
     )
     assert moved.num_tokens == mb.num_tokens
-
-
-def test_scatter_to_batch_and_its_errors():
-    (mb,) = make_micro_batches([A, B], 100, "packed")
-    out = torch.full((2, 3), -1.0)
-    scatter_to_batch(torch.tensor([1.0, 2.0, 3.0, 4.0]), mb, out)
-    assert out.tolist() == [[1.0, 2.0, 3.0], [4.0, -1.0, -1.0]]
-    with pytest.raises(ValueError, match=r"shape \(4,\)"):
-        scatter_to_batch(torch.zeros(3), mb, out)
-    with pytest.raises(ValueError, match="too small"):
-        scatter_to_batch(torch.zeros(4), mb, torch.zeros(2, 2))
-    with pytest.raises(ValueError, match=r"\(B, T\)"):
-        scatter_to_batch(torch.zeros(4), mb, torch.zeros(8))

@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches, scatter_to_batch
+from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches
 from rewardkit.shared_prompt import SharedPromptBatch
 from rewardkit.tiny import build_tiny_model
 
@@ -33,8 +33,8 @@ def per_sample(model, mbs, n, width, with_grad=True):
         logp, ent = completion_logprobs(model, mb, temperature=0.7, with_entropy=True)
         if with_grad:
             (logp * weights[mb.rows, mb.cols]).sum().backward()
-        scatter_to_batch(logp.detach(), mb, logp_out)
-        scatter_to_batch(ent.detach(), mb, ent_out)
+        logp_out[mb.rows, mb.cols] = logp.detach()
+        ent_out[mb.rows, mb.cols] = ent.detach()
     grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
     return logp_out, ent_out, grads
 

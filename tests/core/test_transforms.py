@@ -1,4 +1,4 @@
-"""Reward transforms (specs/core.md §3) on hand-computed numbers, and their error paths."""
+"""Reward transforms on hand-computed numbers, and their error paths."""
 
 import asyncio
 import math
@@ -7,6 +7,7 @@ import pytest
 
 from rewardkit.registry import TRANSFORMS
 from rewardkit.rewards import per_sample
+from rewardkit.rewards.calling import RewardError
 from rewardkit.types import RewardOutput, Sample
 
 
@@ -72,7 +73,7 @@ def test_par_errors():
         make("par", fixed)(samples_with([1.0], reference_scores=[[]]))
     with pytest.raises(ValueError, match="NaN"):
         make("par", fixed)(samples_with([1.0], reference_scores=[[float("nan")]]))
-    with pytest.raises(ValueError, match="returned nan for sample 0"):
+    with pytest.raises(RewardError, match="par: wrapped reward .* returned nan for sample 0"):
         make("par", fixed)(samples_with([float("nan")], reference_scores=[[0.0]]))
 
 
@@ -164,7 +165,7 @@ def test_ensemble_errors():
     def short(batch):
         return [1.0]
 
-    with pytest.raises(ValueError, match=r"'short' must return one value per sample \(2\), got 1"):
+    with pytest.raises(RewardError, match=r"'short' must return one value per sample \(2\), got 1"):
         make("ensemble", [short])(samples_with([1.0, 2.0]))
 
 
@@ -211,6 +212,26 @@ def test_length_correction_linear_fit_warm_up_and_window():
     assert [o.score for o in out] == pytest.approx([1.5, 3.0, 1.5], abs=1e-9)
     assert out[0].info["raw"] == 0.0 and out[0].info["fit"] == pytest.approx(0.5)
     assert lc.stats()["length_correction/window"] == 3.0
+
+
+def test_length_correction_evaluation_batches_do_not_enter_the_window():
+    """With the trainer's context, an eval batch is corrected with the current fit and left
+    out of the window; the window is the transform's checkpoint state."""
+    from rewardkit.rewards.lifecycle import RewardContext
+
+    lc = make("length_correction", fixed, degree=1, min_samples=3, window=8)
+    lc(token_samples([1, 2, 3], [0.0, 3.0, 3.0]), context=RewardContext(0, "train"))
+    # the same fit as above: g(len) = 1.5 len - 1, mean g = 2
+    out = lc(token_samples([4], [9.0]), context=RewardContext(1, "eval"))
+    assert out[0].score == pytest.approx(9.0 - 5.0 + 2.0)
+    assert lc.stats()["length_correction/window"] == 3.0  # the eval sample stayed out
+    state = lc.state_dict()
+    fresh = make("length_correction", fixed, degree=1, min_samples=3, window=8)
+    fresh.load_state_dict(state)
+    again = fresh(token_samples([4], [9.0]), context=RewardContext(1, "eval"))
+    assert again[0].score == pytest.approx(out[0].score)
+    lc(token_samples([4], [9.0]), context=RewardContext(1, "train"))
+    assert lc.stats()["length_correction/window"] == 4.0
 
 
 def test_length_correction_binned_fit():

@@ -185,7 +185,7 @@ def test_sync_call_returning_a_coroutine_is_awaited_even_inside_a_running_loop()
 def test_nan_score_is_an_error_naming_reward_and_sample():
     func = as_trl_reward_func(lambda samples: [1.0, math.nan], name="flaky")
     with pytest.raises(
-        RewardError, match=r"reward 'flaky' returned nan for sample 1 \(completion 'b'\)"
+        RewardError, match=r"reward 'flaky' returned nan for sample 1 \(group 0, completion 'b'\)"
     ):
         func(prompts=["p", "p"], completions=["a", "b"])
     inf = as_trl_reward_func(lambda samples: [RewardOutput(math.inf)], name="big")

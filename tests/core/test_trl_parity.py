@@ -1,28 +1,39 @@
-"""Parity of rewardkit's GRPO loss with `trl.GRPOTrainer._compute_loss` (specs/core.md §1).
+"""Parity of rewardkit's GRPO step with `trl.GRPOTrainer._compute_loss` (docs/training.md).
 
 Shao et al. 2024 (GRPO) with TRL's aggregations. For one tiny model, one batch and one set of
-advantages / old / reference log-probs, the loss value and every parameter's gradient must
-agree within 1e-5 (float32).
+advantages, the loss value and every parameter's gradient of each optimizer step must agree
+within 1e-5 (float32).
 
-"Ours" is the real training path of `rewardkit.trainer.GRPOTrainer.train_step`:
-`make_micro_batches` (packed and padded, with a small token budget so that there are several
-micro-batches) -> `completion_logprobs` -> `per_token_loss` on the gathered (rows, cols) ->
-`(token_weights[rows, cols] * l).sum()` -> backward, summed over the micro-batches.
+"Ours" is the real `rewardkit.trainer.GRPOTrainer.train_step`, run on a fixed batch: the test
+replaces only what produces the batch (`sample_and_score`: no generation, no rewards) and
+gives an estimator that returns fixed advantages; everything else is the trainer's own path
+(config -> epsilon_low / epsilon_high / beta / loss_type / mask_truncated_completions,
+`make_micro_batches` with a small token budget so that there are several micro-batches,
+packed and padded, the old / reference log-prob pre-pass, the loss, backward, the optimizer
+step). The gradient and the parameters are read just before each optimizer step.
 
 "TRL" is a real `trl.GRPOTrainer` built from a `GRPOConfig`, whose `_compute_loss(model, inputs)`
-gets an inputs dict as its `_generate_and_score_completions` would build it:
+gets, for each of our optimizer steps, our parameters at that step and an inputs dict as its
+`_generate_and_score_completions` would build it:
 
     prompt_ids / prompt_mask          left-padded prompts (pad id, mask 0 on padding)
     completion_ids / completion_mask  right-padded completions; completion_mask is TRL's
-                                      *attention* mask of the completion (1 on every real token)
+                                      *attention* mask of the completion (1 on every real token,
+                                      0 on a truncated completion when mask_truncated_completions)
     tool_mask                         our Sample.completion_mask (1 = policy token, 0 = a token
                                       written by a tool); TRL's loss mask is
                                       completion_mask * tool_mask, ours is that same mask
-    advantages                        (B, T), the per-token advantages we give per_token_loss
-    old_per_token_logps               our old log-probs (num_iterations > 1); absent = on-policy
-    ref_per_token_logps               our reference log-probs (beta > 0)
-    num_items_in_batch                number of policy tokens in the generation batch, summed
-                                      over processes (TRL: gather(loss_mask.sum()).sum())
+    advantages                        (B, T), the per-token advantages our estimator returns
+    old_per_token_logps               the log-probs of the policy before the step's first update
+                                      (num_iterations = 2), computed by TRL's own
+                                      `_get_per_token_logps_and_entropies`; absent = on-policy
+    ref_per_token_logps               the same for the reference (beta > 0: our reference is the
+                                      initial policy)
+    num_items_in_batch                number of policy tokens in the generation batch
+
+With num_iterations = 2 the second iteration runs on updated weights (learning rate 0.03), so
+its ratios are far from 1 and many tokens are clipped, on both sides: a trainer that swapped
+epsilon_low and epsilon_high would fail (a test checks that such a swap is caught).
 
 Normalisers. TRL divides grpo/bnpo/dr_grpo by `current_gradient_accumulation_steps` (GA) and
 dapo by `num_items_in_batch / num_processes * GA / steps_per_generation`. Our step batch is one
@@ -39,12 +50,11 @@ TRL generation batch of one process, so:
 
 KL: TRL 1.16's `use_bias_correction_kl` (default True, after DeepSeek-V3.2) multiplies the k3
 KL by the differentiable ratio ρ_it, which changes the gradient even on-policy (ρ = 1 in value,
-not in gradient). specs/core.md §1 and `per_token_loss` use plain β·KL_it, which is TRL with
+not in gradient). docs/training.md and rewardkit's loss use plain β·KL_it, which is TRL with
 `use_bias_correction_kl=False`: the parity tests set it. A separate test pins the difference
 down: TRL's default equals ours plus β·KL_it·(ρ_it − 1), computed here by hand.
 
-Temperature: both sides divide the logits by it (GRPOConfig.temperature = our
-`completion_logprobs(..., temperature)`), 0.7 here.
+Temperature: both sides divide the logits by it (GRPOConfig.temperature), 0.7 here.
 
 Position ids: TRL passes none, so a left-padded prompt starts at position = its padding,
 ours starts at 0. The tiny model is a Llama with RoPE, whose attention depends only on
@@ -59,15 +69,19 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from rewardkit.data import TrainSequence, completion_logprobs, make_micro_batches, scatter_to_batch
+from rewardkit.rewards.scoring import ScoreResult, WeightedReward
+from rewardkit.tasks.base import Task
 from rewardkit.tiny import build_tiny_model
-from rewardkit.trainer.loss import per_token_loss, token_weights
+from rewardkit.trainer.components import Components
+from rewardkit.trainer.config import GRPOConfig
+from rewardkit.types import RewardOutput, Sample
 
 datasets = pytest.importorskip("datasets")
 trl = pytest.importorskip("trl")
 
 ATOL = 1e-5
 TEMPERATURE = 0.7
+LEARNING_RATE = 0.03  # big enough that the second iteration's ratios leave the clip range
 MAX_COMPLETION_LENGTH = 7  # > the longest completion (6), so dr_grpo's constant matters
 TOKEN_BUDGET = 12  # input lengths 7,5,4,9,5,8 -> 3 or more micro-batches in both modes
 LOSS_TYPES = ["grpo", "bnpo", "dr_grpo", "dapo"]
@@ -77,10 +91,11 @@ SHAPES = [
     (3, [1, 1, 0, 0, 1]),
     (5, [1]),
     (2, [1, 1, 1]),
-    (6, [0, 0, 0, 0]),  # no policy token at all (e.g. a masked truncated completion)
+    (6, [0, 0, 0, 0]),  # no policy token at all
     (4, [1, 1]),
     (3, [1, 0, 1, 1, 1, 1]),
 ]
+TRUNCATED = [False, False, True, False, False, True]  # cut by the length limit
 
 
 @dataclass
@@ -89,20 +104,43 @@ class Batch:
     completions: list[list[int]]
     policy_masks: list[list[int]]
     advantages: torch.Tensor  # (B, MAX_COMPLETION_LENGTH), 0 past each completion
-    old_logp: torch.Tensor  # (B, MAX_COMPLETION_LENGTH), log-probs of a different policy
-    ref_logp: torch.Tensor  # (B, MAX_COMPLETION_LENGTH)
 
     @property
-    def loss_mask(self) -> torch.Tensor:
-        mask = torch.zeros(len(self.prompts), MAX_COMPLETION_LENGTH)
-        for i, m in enumerate(self.policy_masks):
-            mask[i, : len(m)] = torch.tensor(m, dtype=torch.float)
-        return mask
+    def width(self) -> int:
+        return max(len(c) for c in self.completions)
 
-    def seqs(self) -> list[TrainSequence]:
+    def samples(self) -> list[Sample]:
         return [
-            TrainSequence(p, c, i) for i, (p, c) in enumerate(zip(self.prompts, self.completions))
+            Sample(
+                "p",
+                "",
+                prompt_ids=p,
+                completion_ids=c,
+                completion_mask=m,
+                group=i // 2,
+                truncated=t,
+            )
+            for i, (p, c, m, t) in enumerate(
+                zip(self.prompts, self.completions, self.policy_masks, TRUNCATED, strict=True)
+            )
         ]
+
+
+class OneRowTask(Task):
+    def rows(self, split):
+        return [{"prompt": "p"}]
+
+
+class FixedAdvantages:
+    """An estimator that returns the test's advantages, cut to the batch's width."""
+
+    requires = frozenset()
+
+    def __init__(self, advantages: torch.Tensor):
+        self.advantages = advantages
+
+    def __call__(self, batch):
+        return self.advantages[:, : batch.completion_mask.shape[1]].clone()
 
 
 @pytest.fixture(scope="module")
@@ -115,83 +153,96 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def batch(tiny) -> Batch:
-    model, tokenizer, _ = tiny
+    _, tokenizer, _ = tiny
     gen = torch.Generator().manual_seed(0)
     vocab = len(tokenizer)
     prompts = [torch.randint(4, vocab, (p,), generator=gen).tolist() for p, _ in SHAPES]
     completions = [torch.randint(4, vocab, (len(m),), generator=gen).tolist() for _, m in SHAPES]
-    B, T = len(SHAPES), MAX_COMPLETION_LENGTH
-    real = torch.zeros(B, T, dtype=torch.bool)
+    real = torch.zeros(len(SHAPES), MAX_COMPLETION_LENGTH, dtype=torch.bool)
     for i, c in enumerate(completions):
         real[i, : len(c)] = True
-    # current log-probs, to put the old and reference policies at a controlled distance
-    logp = torch.zeros(B, T)
-    seqs = [TrainSequence(p, c, i) for i, (p, c) in enumerate(zip(prompts, completions))]
-    with torch.no_grad():
-        for mb in make_micro_batches(seqs, 10_000, "padded", tokenizer.pad_token_id):
-            scatter_to_batch(completion_logprobs(model, mb, TEMPERATURE)[0], mb, logp)
-    # |log ratio| up to 0.6 > log(1.28): plenty of tokens on the clipped branch of each side
-    old = logp + (torch.rand(B, T, generator=gen) - 0.5) * 1.2
-    ref = logp + (torch.rand(B, T, generator=gen) - 0.5) * 1.0
-    advantages = torch.randn(B, T, generator=gen)
-    return Batch(
-        prompts,
-        completions,
-        [m for _, m in SHAPES],
-        advantages * real,
-        old * real,
-        ref * real,
-    )
+    advantages = torch.randn(len(SHAPES), MAX_COMPLETION_LENGTH, generator=gen) * real
+    return Batch(prompts, completions, [m for _, m in SHAPES], advantages)
 
 
-# ---------------------------------------------------------------- our side: train_step's path
+# ---------------------------------------------------------------- our side: the real train_step
 
 
-def ours(
-    model, batch: Batch, loss_type, beta, eps, eps_high, off_policy, mode, kl_times_ratio=False
+@dataclass
+class Step:
+    """One optimizer step of our trainer: the weights it ran on, its loss and gradients."""
+
+    params: dict[str, torch.Tensor]
+    loss: float
+    grads: dict[str, torch.Tensor]
+
+
+def train_step(
+    tiny, batch, loss_type, beta, eps, eps_high, off_policy, mode, mask_truncated=False, tmp="/tmp"
 ):
-    """Loss and gradients the way GRPOTrainer.train_step computes them for one iteration.
+    """Run GRPOTrainer.train_step once on `batch`; return its optimizer steps and metrics."""
+    from rewardkit.trainer.trainer import GRPOTrainer
 
-    `kl_times_ratio` adds β·KL·(ρ − 1) per token (with gradient), turning β·KL into TRL's
-    bias-corrected β·KL·ρ; it is not part of rewardkit's loss."""
-    model = copy.deepcopy(model).train()
-    pad_id = 0
-    mbs = make_micro_batches(batch.seqs(), TOKEN_BUDGET, mode, pad_id)
-    assert len(mbs) >= 3, "the budget must cut the batch into several micro-batches"
-    loss_mask = batch.loss_mask
-    weights = token_weights(
-        loss_mask,
-        loss_type,
-        MAX_COMPLETION_LENGTH,
-        global_tokens=loss_mask.sum().item(),
-        num_processes=1,
+    model, tokenizer, out_dir = tiny
+    config = GRPOConfig(
+        model="tiny",
+        task="test.fixed",
+        num_generations=2,
+        prompts_per_step=3,
+        max_completion_length=MAX_COMPLETION_LENGTH,
+        temperature=TEMPERATURE,
+        loss_type=loss_type,
+        beta=beta,
+        epsilon=eps,
+        epsilon_high=eps_high,
+        num_iterations=2 if off_policy else 1,
+        learning_rate=LEARNING_RATE,
+        max_grad_norm=0.0,
+        micro_batch_tokens=TOKEN_BUDGET,
+        packing=mode == "packed",
+        mask_truncated_completions=mask_truncated,
+        output_dir=str(out_dir / "ours"),
+        report_to=[],
+        log_completions_every=0,
+        progress=False,
     )
-    total, clipped, tokens = 0.0, 0.0, 0.0
-    for mb in mbs:
-        logp, _ = completion_logprobs(model, mb, TEMPERATURE, with_entropy=True)
-        r, t = mb.rows, mb.cols
-        tl = per_token_loss(
-            logp,
-            batch.old_logp[r, t] if off_policy else None,
-            batch.advantages[r, t],
-            eps,
-            eps_high,
-            beta,
-            batch.ref_logp[r, t] if beta > 0 else None,
+    parts = Components(
+        OneRowTask(),
+        [WeightedReward("zero", lambda s: [0.0] * len(s))],
+        FixedAdvantages(batch.advantages),
+        "zero",
+    )
+    trainer = GRPOTrainer(config, model=copy.deepcopy(model), tokenizer=tokenizer, components=parts)
+    samples = batch.samples()
+    B = len(samples)
+    scored = ScoreResult(torch.zeros(B), {"zero": [0.0] * B}, [RewardOutput(0.0)] * B)
+    trainer.sample_and_score = lambda: (samples, scored, {})  # the fixed batch, nothing else
+    steps, losses = [], []
+    policy = trainer.accelerator.unwrap_model(trainer.model)
+    backward, optimizer_step = trainer.accelerator.backward, trainer.optimizer.step
+
+    def record_loss(loss, **kwargs):
+        losses.append(loss.item())
+        return backward(loss, **kwargs)
+
+    def record_step(*args, **kwargs):
+        steps.append(
+            Step(
+                {n: p.detach().clone() for n, p in policy.named_parameters()},
+                sum(losses),
+                {n: p.grad.clone() for n, p in policy.named_parameters()},
+            )
         )
-        token_loss = tl.loss
-        if kl_times_ratio:
-            old = batch.old_logp[r, t] if off_policy else logp.detach()
-            delta = batch.ref_logp[r, t] - logp
-            kl = torch.exp(delta) - delta - 1
-            token_loss = token_loss + beta * kl * (torch.exp(logp - old) - 1)
-        loss = (weights[r, t] * token_loss).sum()
-        loss.backward()
-        total += loss.item()
-        clipped += (tl.clipped.float() * loss_mask[r, t]).sum().item()
-        tokens += loss_mask[r, t].sum().item()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    return total, grads, clipped / tokens
+        losses.clear()
+        return optimizer_step(*args, **kwargs)
+
+    trainer.accelerator.backward = record_loss
+    trainer.optimizer.step = record_step
+    metrics = trainer.train_step()
+    trainer.scorer.close()
+    assert len(steps) == config.num_iterations
+    assert metrics["micro_batches"] >= 3, "the budget must cut the batch into micro-batches"
+    return steps, metrics
 
 
 # ---------------------------------------------------------------- TRL's side
@@ -210,41 +261,18 @@ def _pad(rows: list[list], value, left: bool, dtype) -> torch.Tensor:
     return out
 
 
-def trl_inputs(batch: Batch, rows: list[int], pad_id: int, off_policy: bool, beta: float):
-    """The dict `_generate_and_score_completions` would hand `_compute_loss` for these rows."""
-    prompts = [batch.prompts[i] for i in rows]
-    completions = [batch.completions[i] for i in rows]
-    width = max(len(c) for c in completions)
-    inputs = {
-        "prompt_ids": _pad(prompts, pad_id, True, torch.long),
-        "prompt_mask": _pad([[1] * len(p) for p in prompts], 0, True, torch.long),
-        "completion_ids": _pad(completions, pad_id, False, torch.long),
-        "completion_mask": _pad([[1] * len(c) for c in completions], 0, False, torch.long),
-        "tool_mask": _pad([batch.policy_masks[i] for i in rows], 1, False, torch.long),
-        "advantages": batch.advantages[rows, :width],
-        # the whole generation batch's policy tokens (one process)
-        "num_items_in_batch": batch.loss_mask.sum(),
-    }
-    if off_policy:
-        inputs["old_per_token_logps"] = batch.old_logp[rows, :width]
-    if beta > 0:
-        inputs["ref_per_token_logps"] = batch.ref_logp[rows, :width]
-    return inputs
-
-
-def trl_side(
+def trl_trainer(
     tiny,
-    batch: Batch,
     loss_type,
     beta,
     eps,
     eps_high,
-    off_policy,
     accumulation=1,
     bias_correction_kl=False,
+    importance_sampling_level="token",
 ):
     model, tokenizer, out_dir = tiny
-    B = len(batch.prompts)
+    B = len(SHAPES)
     args = trl.GRPOConfig(
         output_dir=str(out_dir),
         report_to="none",
@@ -259,45 +287,105 @@ def trl_side(
         beta=beta,
         epsilon=eps,
         epsilon_high=eps_high,
-        num_iterations=2 if off_policy else 1,
         save_strategy="no",
         use_bias_correction_kl=bias_correction_kl,
+        importance_sampling_level=importance_sampling_level,
     )
     assert args.steps_per_generation == accumulation
-    train = datasets.Dataset.from_dict({"prompt": ["1+1="] * B})
     trainer = trl.GRPOTrainer(
         model=copy.deepcopy(model),
         reward_funcs=lambda prompts, completions, **kw: [0.0] * len(prompts),
         args=args,
-        train_dataset=train,
+        train_dataset=datasets.Dataset.from_dict({"prompt": ["1+1="] * B}),
         processing_class=tokenizer,
     )
     assert (trainer.loss_type, trainer.beta) == (loss_type, beta)
     assert (trainer.epsilon_low, trainer.epsilon_high) == (eps, eps_high)
     trainer.model.train()  # _compute_loss normalises differently in eval mode
     trainer.current_gradient_accumulation_steps = accumulation  # set by Trainer's training loop
-    total = 0.0
-    size = B // accumulation
-    for k in range(accumulation):  # one _compute_loss + backward per accumulation slice
-        rows = list(range(k * size, (k + 1) * size))
-        inputs = trl_inputs(batch, rows, tokenizer.pad_token_id, off_policy, beta)
-        loss = trainer._compute_loss(trainer.model, inputs)
-        loss.backward()
-        total += loss.item()
-    grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
-    return total, grads
+    return trainer
 
 
-def assert_same(ours_result, trl_result, label: str):
-    loss, grads, _ = ours_result
-    trl_loss, trl_grads = trl_result
-    assert loss == pytest.approx(trl_loss, abs=ATOL), f"{label}: loss {loss} vs TRL {trl_loss}"
-    assert grads.keys() == trl_grads.keys()
-    biggest = max(g.abs().max().item() for g in trl_grads.values())
-    assert biggest > 1e-3, f"{label}: TRL's gradient is ~0, the comparison would prove nothing"
-    for name, g in grads.items():
-        diff = (g - trl_grads[name]).abs().max().item()
-        assert diff <= ATOL, f"{label}: grad of {name} differs from TRL's by {diff}"
+def trl_inputs(batch: Batch, rows: list[int], pad_id: int, mask_truncated: bool):
+    """The dict `_generate_and_score_completions` would hand `_compute_loss` for these rows
+    (without old / reference log-probs)."""
+    prompts = [batch.prompts[i] for i in rows]
+    completions = [batch.completions[i] for i in rows]
+    width = max(len(c) for c in completions)
+    attention = [
+        [0 if mask_truncated and TRUNCATED[i] else 1] * len(batch.completions[i]) for i in rows
+    ]
+    inputs = {
+        "prompt_ids": _pad(prompts, pad_id, True, torch.long),
+        "prompt_mask": _pad([[1] * len(p) for p in prompts], 0, True, torch.long),
+        "completion_ids": _pad(completions, pad_id, False, torch.long),
+        "completion_mask": _pad(attention, 0, False, torch.long),
+        "tool_mask": _pad([batch.policy_masks[i] for i in rows], 1, False, torch.long),
+        "advantages": batch.advantages[rows, :width],
+    }
+    return inputs
+
+
+def load(trainer, params: dict[str, torch.Tensor]) -> None:
+    for name, p in trainer.model.named_parameters():
+        p.data.copy_(params[name])
+        p.grad = None
+
+
+def trl_logps(trainer, params, inputs, grad=False) -> torch.Tensor:
+    """Per-token log-probs of TRL's model with `params` on `inputs`, by TRL's own function."""
+    load(trainer, params)
+    input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
+    attention = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
+    with torch.set_grad_enabled(grad):
+        logps, *_ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, input_ids, attention, inputs["completion_ids"].size(1)
+        )
+    return logps
+
+
+def trl_steps(trainer, tiny, batch, steps, off_policy, beta, accumulation=1, mask_truncated=False):
+    """TRL's loss and gradients at each of our optimizer steps' weights."""
+    model, tokenizer, _ = tiny
+    B, pad_id = len(SHAPES), tokenizer.pad_token_id
+    full = trl_inputs(batch, list(range(B)), pad_id, mask_truncated)
+    loss_mask = full["completion_mask"] * full["tool_mask"]
+    old = trl_logps(trainer, dict(model.named_parameters()), full)  # before the first update
+    out = []
+    for step in steps:
+        load(trainer, step.params)
+        total, size = 0.0, B // accumulation
+        for k in range(accumulation):  # one _compute_loss + backward per accumulation slice
+            rows = list(range(k * size, (k + 1) * size))
+            inputs = trl_inputs(batch, rows, pad_id, mask_truncated)
+            width = inputs["completion_ids"].size(1)
+            inputs["num_items_in_batch"] = loss_mask.sum()  # the whole generation batch
+            if off_policy:
+                inputs["old_per_token_logps"] = old[rows, :width]
+            if beta > 0:
+                inputs["ref_per_token_logps"] = old[rows, :width]  # our reference: the start
+            loss = trainer._compute_loss(trainer.model, inputs)
+            loss.backward()
+            total += loss.item()
+        out.append(
+            Step(
+                step.params, total, {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
+            )
+        )
+    return out
+
+
+def assert_same(ours: list[Step], theirs: list[Step], label: str):
+    assert len(ours) == len(theirs)
+    for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        where = f"{label}, optimizer step {k + 1}"
+        assert a.loss == pytest.approx(b.loss, abs=ATOL), f"{where}: loss {a.loss} vs TRL {b.loss}"
+        assert a.grads.keys() == b.grads.keys()
+        biggest = max(g.abs().max().item() for g in b.grads.values())
+        assert biggest > 1e-3, f"{where}: TRL's gradient is ~0, the comparison would prove nothing"
+        for name, g in a.grads.items():
+            diff = (g - b.grads[name]).abs().max().item()
+            assert diff <= ATOL, f"{where}: grad of {name} differs from TRL's by {diff}"
 
 
 # ---------------------------------------------------------------- the tests
@@ -311,42 +399,106 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
-def test_loss_and_gradients_match_trl(tiny, batch, loss_type, case):
+def test_train_step_matches_trl(tiny, batch, loss_type, case):
     beta, eps, eps_high, off_policy = CASES[case]
-    reference = trl_side(tiny, batch, loss_type, beta, eps, eps_high, off_policy)
+    trainer = trl_trainer(tiny, loss_type, beta, eps, eps_high)
     for mode in ("padded", "packed"):
-        result = ours(tiny[0], batch, loss_type, beta, eps, eps_high, off_policy, mode)
-        assert_same(result, reference, f"{loss_type}/{case}/{mode}")
-        clip_fraction = result[2]
-        if off_policy:  # both branches of the min are exercised
-            assert 0.1 < clip_fraction < 0.9, clip_fraction
+        steps, metrics = train_step(tiny, batch, loss_type, beta, eps, eps_high, off_policy, mode)
+        assert_same(
+            steps,
+            trl_steps(trainer, tiny, batch, steps, off_policy, beta),
+            f"{loss_type}/{case}/{mode}",
+        )
+        if off_policy:  # the second iteration's ratios are clipped on many tokens
+            assert 0.05 < metrics["clip_fraction"] < 0.5, metrics["clip_fraction"]
         else:  # ratio = 1: never clipped
-            assert clip_fraction == 0.0
+            assert metrics["clip_fraction"] == 0.0
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_gspo_matches_trl_sequence_importance_sampling(tiny, batch, case):
+    """Our loss_type "gspo" (GSPO's sequence-level ratio, grpo aggregation) against TRL's
+    importance_sampling_level="sequence" with loss_type "grpo"."""
+    beta, eps, eps_high, off_policy = CASES[case]
+    trainer = trl_trainer(tiny, "grpo", beta, eps, eps_high, importance_sampling_level="sequence")
+    for mode in ("padded", "packed"):
+        steps, metrics = train_step(tiny, batch, "gspo", beta, eps, eps_high, off_policy, mode)
+        assert_same(
+            steps, trl_steps(trainer, tiny, batch, steps, off_policy, beta), f"gspo/{case}/{mode}"
+        )
+        if off_policy:  # whole sequences are clipped in the second iteration
+            assert metrics["clip_fraction"] > 0.05, metrics["clip_fraction"]
+    token_level = trl_trainer(tiny, "grpo", beta, eps, eps_high)
+    if off_policy:  # the sequence ratio is not the token ratio: the check can tell them apart
+        with pytest.raises(AssertionError):
+            assert_same(steps, trl_steps(token_level, tiny, batch, steps, True, beta), "token")
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
+def test_mask_truncated_completions_matches_trl(tiny, batch, loss_type):
+    """mask_truncated_completions: TRL zeroes a truncated completion's mask; so do we."""
+    trainer = trl_trainer(tiny, loss_type, 0.05, 0.2, 0.28)
+    steps, _ = train_step(
+        tiny, batch, loss_type, 0.05, 0.2, 0.28, True, "packed", mask_truncated=True
+    )
+    reference = trl_steps(trainer, tiny, batch, steps, True, 0.05, mask_truncated=True)
+    assert_same(steps, reference, f"{loss_type}/mask_truncated")
+    unmasked = trl_steps(trainer, tiny, batch, steps, True, 0.05, mask_truncated=False)
+    with pytest.raises(AssertionError):  # the option changes the step
+        assert_same(steps, unmasked, "masked vs unmasked")
+
+
+def test_swapped_clip_bounds_would_be_caught(tiny, batch):
+    """A trainer that passed epsilon_high as the lower bound and epsilon as the upper one
+    (here: config epsilon=0.28, epsilon_high=0.2 against TRL's 0.2 / 0.28) fails parity."""
+    trainer = trl_trainer(tiny, "dapo", 0.0, 0.2, 0.28)
+    swapped, _ = train_step(tiny, batch, "dapo", 0.0, 0.28, 0.2, True, "packed")
+    with pytest.raises(AssertionError, match="optimizer step 2"):
+        assert_same(swapped, trl_steps(trainer, tiny, batch, swapped, True, 0.0), "swapped")
+    right, _ = train_step(tiny, batch, "dapo", 0.0, 0.2, 0.28, True, "packed")
+    assert_same(right, trl_steps(trainer, tiny, batch, right, True, 0.0), "right")
 
 
 @pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
 def test_trl_gradient_accumulation_matches_one_local_batch(tiny, batch, loss_type):
     """TRL with GA = steps_per_generation = 2 over two equal slices = our one step batch."""
-    reference = trl_side(tiny, batch, loss_type, 0.05, 0.2, 0.28, True, accumulation=2)
-    result = ours(tiny[0], batch, loss_type, 0.05, 0.2, 0.28, True, "packed")
-    assert_same(result, reference, f"{loss_type}/GA=2")
+    trainer = trl_trainer(tiny, loss_type, 0.05, 0.2, 0.28, accumulation=2)
+    steps, _ = train_step(tiny, batch, loss_type, 0.05, 0.2, 0.28, True, "packed")
+    reference = trl_steps(trainer, tiny, batch, steps, True, 0.05, accumulation=2)
+    assert_same(steps, reference, f"{loss_type}/GA=2")
 
 
 def test_parity_check_detects_a_wrong_normaliser(tiny, batch):
     """The comparison can fail: grpo's loss is not bnpo's on this batch (different lengths)."""
-    reference = trl_side(tiny, batch, "grpo", 0.0, 0.2, 0.2, False)
-    result = ours(tiny[0], batch, "bnpo", 0.0, 0.2, 0.2, False, "padded")
+    trainer = trl_trainer(tiny, "grpo", 0.0, 0.2, 0.2)
+    steps, _ = train_step(tiny, batch, "bnpo", 0.0, 0.2, 0.2, False, "padded")
     with pytest.raises(AssertionError):
-        assert_same(result, reference, "bnpo vs grpo")
+        assert_same(steps, trl_steps(trainer, tiny, batch, steps, False, 0.0), "bnpo vs grpo")
 
 
-@pytest.mark.parametrize("off_policy", [False, True])
-def test_trl_default_kl_is_bias_corrected(tiny, batch, off_policy):
-    """TRL's default use_bias_correction_kl=True is β·KL·ρ, not the spec's β·KL: our loss
-    differs from it, and adding β·KL·(ρ − 1) by hand closes the gap exactly."""
-    reference = trl_side(tiny, batch, "dapo", 0.05, 0.2, 0.28, off_policy, bias_correction_kl=True)
-    plain = ours(tiny[0], batch, "dapo", 0.05, 0.2, 0.28, off_policy, "packed")
+def test_trl_default_kl_is_bias_corrected(tiny, batch):
+    """TRL's default use_bias_correction_kl=True is β·KL·ρ, not the spec's β·KL: our step
+    differs from it, and TRL's default minus TRL's plain KL is β·Σ w·KL·(ρ − 1) (dapo
+    weights w = mask / policy tokens), gradient included, computed here by hand."""
+    beta = 0.05
+    steps, _ = train_step(tiny, batch, "dapo", beta, 0.2, 0.28, True, "packed")
+    default = trl_trainer(tiny, "dapo", beta, 0.2, 0.28, bias_correction_kl=True)
+    plain = trl_trainer(tiny, "dapo", beta, 0.2, 0.28)
     with pytest.raises(AssertionError, match="loss|grad of"):
-        assert_same(plain, reference, "plain KL vs TRL's default")
-    corrected = ours(tiny[0], batch, "dapo", 0.05, 0.2, 0.28, off_policy, "packed", True)
-    assert_same(corrected, reference, "KL·ρ vs TRL's default")
+        assert_same(steps, trl_steps(default, tiny, batch, steps, True, beta), "plain vs default")
+    theirs_default = trl_steps(default, tiny, batch, steps, True, beta)
+    theirs_plain = trl_steps(plain, tiny, batch, steps, True, beta)
+    model, tokenizer, _ = tiny
+    inputs = trl_inputs(batch, list(range(len(SHAPES))), tokenizer.pad_token_id, False)
+    mask = (inputs["completion_mask"] * inputs["tool_mask"]).float()
+    old = trl_logps(plain, dict(model.named_parameters()), inputs)
+    for step, with_ratio, without in zip(steps, theirs_default, theirs_plain, strict=True):
+        logp = trl_logps(plain, step.params, inputs, grad=True)
+        delta = old - logp  # the reference is the start, as `old`
+        kl = torch.exp(delta) - delta - 1
+        extra = beta * (kl * (torch.exp(logp - old) - 1) * mask).sum() / mask.sum()
+        extra.backward()
+        assert with_ratio.loss == pytest.approx(without.loss + extra.item(), abs=ATOL)
+        for name, p in plain.model.named_parameters():
+            want = without.grads[name] + p.grad
+            assert (with_ratio.grads[name] - want).abs().max().item() <= ATOL, name

@@ -102,16 +102,16 @@ def main(out: Path) -> None:
     trainer.stream.take = take_and_record
 
     micro_batches = trainer_module.make_micro_batches
-    token_weights = trainer_module.token_weights
-    per_token_loss = trainer_module.per_token_loss
+    token_weights = trainer.loss.weights
+    token_loss = trainer.loss.token_loss
 
     def micro_batches_and_record(*args, **kwargs):
         mbs = micro_batches(*args, **kwargs)
         step["local_micro_batches"] = len(mbs)
         return mbs
 
-    def weights_and_record(mask, loss_type, max_len, global_tokens=None, num_processes=1):
-        w = token_weights(mask, loss_type, max_len, global_tokens, num_processes)
+    def weights_and_record(mask, max_len, global_tokens=None, num_processes=1):
+        w = token_weights(mask, max_len, global_tokens, num_processes)
         step["local_tokens"] = float(mask.sum())
         step["global_tokens"] = float(global_tokens)
         step["num_processes"] = num_processes
@@ -120,11 +120,11 @@ def main(out: Path) -> None:
 
     def loss_and_record(*args, **kwargs):
         step["losses"] = step.get("losses", 0) + 1  # one per micro-batch backward
-        return per_token_loss(*args, **kwargs)
+        return token_loss(*args, **kwargs)
 
     trainer_module.make_micro_batches = micro_batches_and_record
-    trainer_module.token_weights = weights_and_record
-    trainer_module.per_token_loss = loss_and_record
+    trainer.loss.weights = weights_and_record
+    trainer.loss.token_loss = loss_and_record
     optimizer_steps = [0]
     base_optimizer(trainer.optimizer).register_step_post_hook(
         lambda *_: optimizer_steps.__setitem__(0, optimizer_steps[0] + 1)

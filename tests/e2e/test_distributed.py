@@ -1,4 +1,4 @@
-"""GRPO with 2 CPU processes: DDP over gloo, and DeepSpeed ZeRO-2 (specs/core.md §6).
+"""GRPO with 2 CPU processes: DDP over gloo, and DeepSpeed ZeRO-2 (docs/training.md).
 
 Each test launches tests/e2e/grpo_worker.py on 2 ranks; each rank runs a few GRPOTrainer
 steps on the tiny model and writes rank{r}.json (see the worker's docstring). The tests
@@ -205,7 +205,7 @@ def deepspeed_shm_op():
 
 def test_deepspeed_zero2_two_cpu_processes(tmp_path, deepspeed_shm_op):
     # accelerate's DeepSpeed launcher on a CPU: 2 real DeepSpeed ranks, although accelerate
-    # itself reports 1 process (specs/core.md §6); ACCELERATE_USE_CPU would drop DeepSpeed.
+    # itself reports 1 process (docs/training.md); ACCELERATE_USE_CPU would drop DeepSpeed.
     launch = "-m accelerate.commands.launch --num_processes 2 --gradient_accumulation_steps 4"
     port = ["--main_process_port", str(free_port()), "--config_file", str(ZERO2)]
     cmd = [sys.executable, *launch.split(), *port, str(WORKER), str(tmp_path)]

@@ -14,6 +14,7 @@ import torch
 from rewardkit.cli import main
 from rewardkit.registry import REWARDS
 from rewardkit.rewards import per_sample
+from rewardkit.trainer.rollout import encode_prompts
 
 
 @per_sample(name="test.reply_length")
@@ -61,7 +62,8 @@ def test_smollm2_generate_update_save_reload(tmp_path, capsys):
     )
     trainer = GRPOTrainer(config)
     assert trainer.tokenizer.chat_template, "the packaged tokenizer lost its chat template"
-    prompt = trainer.encode_prompts(trainer.task.rows("test")[:1])[1][0]
+    row = trainer.task.rows("test")[0]
+    prompt = encode_prompts(trainer.tokenizer, [trainer.task.prompt(row)], 512, "t")[0][0]
     text = trainer.tokenizer.decode(prompt)
     assert "<|im_start|>user\nWhat is" in text and text.endswith("<|im_start|>assistant\n")
 

@@ -31,7 +31,13 @@ from rewardkit_math.verify import MathVerifier
         ("work\n#### 1,234\n", "1234", "hashes"),
         ("The answer is $42$.", "42", "answer_is"),
         ("the final answer is 3/4", "3/4", "answer_is"),
-        ("Answer: 12 apples.\nmore", "12 apples", "answer_is"),
+        ("Answer: 12 apples.\nmore", "12", "answer_is"),  # a unit after a number is cut
+        ("The answer is $72$ dollars.", "72", "answer_is"),  # ... and after a math span
+        ("The answer is \\(\\frac{1}{2}\\) of the cake", "\\frac{1}{2}", "answer_is"),
+        ("The answer is $$-3.5$$", "-3.5", "answer_is"),
+        ("The answer is $3$ or $4$.", "$3$ or $4$", "answer_is"),  # not a unit: kept whole
+        ("The answer is 5 + 3 = 8", "5 + 3 = 8", "answer_is"),
+        ("The answer is 1,000 apples", "1,000", "answer_is"),
         ("#### 5\nThe answer is 6", "5", "hashes"),  # #### beats "the answer is"
     ],
 )
@@ -81,6 +87,9 @@ def test_extract_never_raises(text):
         ("\\boxed{\\{2, 1\\}}", "\\{1,2\\}", 1.0),
         ("\\boxed{(0, 1]}", "(0,1]", 1.0),
         ("The answer is 1+x.", "x+1", 1.0),
+        ("The answer is $72$ dollars.", 72, 1.0),  # issue 17: the unit made this a 0
+        ("The answer is 72 dollars.", "72", 1.0),
+        ("The answer is $72$ dollars.", 73, 0.0),
         ("\\boxed{-4}", "4", 0.0),
         ("\\boxed{3.0001}", "3", 0.0),
         ("\\boxed{7}", 7, 1.0),  # a numeric ground truth

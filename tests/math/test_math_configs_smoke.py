@@ -61,10 +61,9 @@ def test_grpo_accuracy_config_runs(tmp_path):
 def test_prime_config_runs_with_online_prm_updates(tmp_path):
     steps = _run("prime_tiny.yaml", tmp_path / "run")
     for n, r in enumerate(steps, start=1):
-        # one update per training step; the evaluation batches (one rollout per prompt)
-        # are scored without one (step 0's evaluation before step 1)
+        # one update per training step (the learned-reward hook); evaluation never trains it
         assert r["reward/math.implicit_prm/prm_updates"] == n
-        assert r["reward/math.implicit_prm/prm_skipped_updates"] == 1
+        assert r["reward/math.implicit_prm/prm_skipped_updates"] == 0
         assert r["reward/math.implicit_prm/prm_loss"] > 0
         assert r["reward/math.implicit_prm/mean"] == 0.0  # score "zero": outcome = verifier
         assert r["reward/total/mean"] == r["reward/math.accuracy/mean"]

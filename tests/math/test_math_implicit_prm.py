@@ -9,7 +9,7 @@ import torch
 from rewardkit.registry import REWARDS
 from rewardkit.rewards.base import build_reward
 from rewardkit.tiny import build_tiny_model
-from rewardkit.types import RolloutBatch, Sample
+from rewardkit.types import Sample
 from rewardkit_math.implicit_prm import (
     ImplicitPRM,
     best_of_n_score,
@@ -170,31 +170,6 @@ def test_training_separates_correct_from_incorrect(loss):
     assert history[-1]["loss"] < history[0]["loss"]
     for i in range(0, 6, 2):
         assert scores[i] > scores[i + 1], scores  # correct above incorrect, every prompt
-
-
-def test_update_hook_labels_from_scores(prm):
-    samples, _ = _toy_data()
-    outs = [1.0, 0.0] * 3
-    from rewardkit.types import RewardOutput
-
-    batch = RolloutBatch.from_samples(
-        [
-            Sample(
-                s.prompt,
-                s.completion,
-                completion_ids=prm.tokenizer(s.completion, add_special_tokens=False)["input_ids"],
-                group=s.group,
-            )
-            for s in samples
-        ],
-        [RewardOutput(v) for v in outs],
-    )
-    before = [p.detach().clone() for p in prm.model.parameters()]
-    metrics = prm.update(batch)
-    assert metrics["prm/label_mean"] == 0.5 and metrics["prm/loss"] > 0
-    assert any(not torch.equal(a, b) for a, b in zip(before, prm.model.parameters(), strict=True))
-    with pytest.raises(ValueError, match="samples"):
-        prm.update(RolloutBatch(batch.scores, batch.groups, batch.completion_mask))
 
 
 def test_training_entry_point(tmp_path):

@@ -1,4 +1,4 @@
-"""PRIME advantages on hand-computed numbers, the accuracy filter and the online hook."""
+"""PRIME advantages on hand-computed numbers and the accuracy band (filter and trainer)."""
 
 import math
 
@@ -6,18 +6,8 @@ import pytest
 import torch
 
 from rewardkit.registry import ADVANTAGES
-from rewardkit.tiny import build_tiny_model
 from rewardkit.types import RolloutBatch, Sample
-from rewardkit_math.implicit_prm import ImplicitPRM
-from rewardkit_math.implicit_reward import ImplicitPRMReward
-from rewardkit_math.prime import (
-    OnlinePRM,
-    PRIMEAdvantage,
-    accuracy_filter,
-    masked_whiten,
-    prime_step,
-    returns_to_go,
-)
+from rewardkit_math.prime import PRIMEAdvantage, accuracy_filter, masked_whiten, returns_to_go
 
 MASK = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 1, 1], [1, 0, 0]], dtype=torch.float)
 TOKEN_REWARDS = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.2, 0.0], [0.0, 0.3, 0.3], [0.6, 0.0, 0.0]])
@@ -102,8 +92,8 @@ def test_prime_bad_input():
         PRIMEAdvantage()(_batch(token_rewards=torch.zeros(4, 2)))
     with pytest.raises(ValueError, match="gamma"):
         PRIMEAdvantage(gamma=1.5)
-    with pytest.raises(ValueError, match="prm_update"):
-        PRIMEAdvantage(prm_update="during")
+    with pytest.raises(TypeError, match="prm_update"):  # the reward's online_update decides
+        PRIMEAdvantage(prm_update="before")
 
 
 def test_accuracy_filter():
@@ -119,26 +109,72 @@ def test_accuracy_filter():
         accuracy_filter(scores, groups[:3])
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
-def test_prime_step_updates_the_prm_where_asked(when):
-    policy, tok = build_tiny_model(seed=1, num_layers=1, hidden_size=32, num_heads=2)
-    ref, _ = build_tiny_model(seed=2, num_layers=1, hidden_size=32, num_heads=2)
-    prm = ImplicitPRM(policy, ref, tok, beta=0.5, lr=5e-2)
-    assert isinstance(prm, OnlinePRM)
-    texts = ["4\n\nok", "5\n\nno", "6\n\nok", "7"]
-    samples = [
-        Sample("Q:", t, completion_ids=tok(t, add_special_tokens=False)["input_ids"], group=i // 2)
-        for i, t in enumerate(texts)
-    ]
-    reward = ImplicitPRMReward(prm=prm, score="zero")
-    from rewardkit.types import RewardOutput
+# -- PRIME's accuracy band on the policy's prompts (a group filter) -------------------------
 
-    batch = RolloutBatch.from_samples(samples, [RewardOutput(v) for v in (1.0, 0.0, 1.0, 0.0)])
-    estimator = PRIMEAdvantage(prm_update=when)
-    old = estimator(RolloutBatch.from_samples(samples, reward(samples), scores=batch.scores))
-    advantages, metrics = prime_step(batch, estimator, prm, reward)
-    new = estimator(RolloutBatch.from_samples(samples, reward(samples), scores=batch.scores))
-    assert "prm/loss" in metrics
-    assert not torch.allclose(old, new)  # the PRM was updated either way
-    expected = new if when == "before" else old  # scored by the updated PRM, or by the old one
-    assert torch.allclose(advantages, expected, atol=1e-6)
+
+def test_accuracy_band_filter_by_hand():
+    from rewardkit.registry import GROUP_FILTERS
+    from rewardkit.rewards.scoring import ScoreResult
+    from rewardkit_math.prime import AccuracyBand
+
+    assert GROUP_FILTERS.get("math.accuracy_band") is AccuracyBand
+    # groups of 4: accuracies 0/4, 1/4, 3/4, 4/4 -> the band (0.2, 0.8) keeps 1/4 and 3/4
+    acc = [0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1]
+    samples = [Sample("q", "c", group=i // 4) for i in range(16)]
+    scored = ScoreResult(torch.zeros(16), {"math.accuracy": acc, "other": [0.5] * 16}, [])
+    keep = AccuracyBand()(samples, scored)
+    assert keep.tolist() == [False] * 4 + [True] * 8 + [False] * 4
+    assert AccuracyBand(low=0.5)(samples, scored).tolist() == [False] * 8 + [True] * 4 + [False] * 4
+    with pytest.raises(ValueError, match="rewards are \\['math.accuracy', 'other'\\]"):
+        AccuracyBand(reward="math.nope")(samples, scored)
+    with pytest.raises(ValueError, match="low < high"):
+        AccuracyBand(low=0.8, high=0.2)
+
+
+def first_k_right(samples):
+    """A stand-in verifier: in each group the first (answer mod 5) samples are right, so a
+    group of 4 has accuracy min(answer mod 5, 4) / 4."""
+    seen: dict[int, int] = {}
+    out = []
+    for s in samples:
+        k = seen.get(s.group, 0)
+        seen[s.group] = k + 1
+        out.append(1.0 if k < int(s.meta["answer"]) % 5 else 0.0)
+    return out
+
+
+def test_the_trainer_keeps_only_prompts_inside_the_band(tmp_path):
+    """PRIME Algorithm 1 on the policy side: every group the step trains on has accuracy
+    strictly inside (0.2, 0.8); the trainer samples more prompts to refill the batch."""
+    from rewardkit.registry import REWARDS
+    from rewardkit.trainer.config import GRPOConfig
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    if "test.first_k_right" not in REWARDS._builtins:
+        REWARDS.register("test.first_k_right", first_k_right)
+    config = GRPOConfig(
+        model="tiny",
+        tiny_model={"num_layers": 1, "hidden_size": 32, "num_heads": 2},
+        task="core.arith",
+        prompts_per_step=3,
+        num_generations=4,
+        max_completion_length=3,
+        rewards=[{"name": "test.first_k_right"}],
+        group_filter="math.accuracy_band",
+        group_filter_options={"reward": "test.first_k_right"},
+        max_resample_rounds=20,
+        output_dir=str(tmp_path),
+        report_to=[],
+        progress=False,
+    )
+    trainer = GRPOTrainer(config)
+    for _ in range(2):
+        samples, scored, stats = trainer.sample_and_score()
+        groups = sorted({s.group for s in samples})
+        assert len(groups) == 3 and len(samples) == 12 and stats["group_filter/unfiltered"] == 0
+        for g in groups:
+            idx = [i for i, s in enumerate(samples) if s.group == g]
+            accuracy = sum(scored.raw["test.first_k_right"][i] for i in idx) / len(idx)
+            assert 0.2 < accuracy < 0.8
+            assert int(samples[idx[0]].meta["answer"]) % 5 in (1, 2, 3)
+    trainer.scorer.close()

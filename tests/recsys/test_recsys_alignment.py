@@ -78,7 +78,7 @@ def test_label_prompt_trains_the_chosen_prompt_tokens_too(tiny):
 
 
 def test_buckets_sort_each_chunk_by_length_and_keep_chunk_order(monkeypatch):
-    import rewardkit_recsys.alignment as alignment
+    import rewardkit.sft as sft  # the SFT loop the alignment runs on
 
     model, tok = build_tiny_model(hidden_size=32, num_heads=2, num_layers=1, seed=3)
     seen = []
@@ -87,7 +87,7 @@ def test_buckets_sort_each_chunk_by_length_and_keep_chunk_order(monkeypatch):
         seen.append([len(p) for p, _, _ in batch])
         return completion_loss(model, batch, pad)
 
-    monkeypatch.setattr(alignment, "completion_loss", spy)
+    monkeypatch.setattr(sft, "completion_loss", spy)
     lengths = [5, 1, 3, 2, 6, 4, 1]  # prompts of 1..6 characters; batch 2, bucket 2
     stream = [{"prompt": "a" * n, "completion": "b"} for n in lengths]
     supervised_alignment(model, tok, stream, batch_size=2, bucket=2)
@@ -165,7 +165,7 @@ def test_shipped_configs_load(name):
 
     root = Path(__file__).resolve().parents[2]
     config = load(str(root / "configs" / "recsys" / name), [])
-    assert config.advantage == "recsys.bgae" and config.dynamic_sampling
+    assert config.advantage == "recsys.bgae" and config.group_filter == "zero_variance"
     assert config.tiny_model["max_position_embeddings"] >= config.max_prompt_length + 256
     data_keys = {"mode", "levels", "codes_per_level", "embedding", "id_map", "max_train_rows"}
     stages = {k: v for k, v in config.task_options.items() if k not in data_keys}

@@ -154,3 +154,97 @@ def test_themis_reward_runs_the_tool_loop(model, tmp_path):
         ThemisReward()
     with pytest.raises(ValueError, match="max_calls"):
         ThemisReward(model=model, max_calls=4)
+
+
+# -- one tokenisation for training, scoring and generation (byte-level BPE) -----------------
+
+
+@pytest.fixture(scope="module")
+def bpe_model():
+    """A tiny LM with a byte-level BPE tokenizer trained in code (GPT-2 style: the space
+    before a word belongs to the word's token, so " 42" is one token)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    corpus = [
+        f"### USER:\nQuestion: what is {a} + {b}?\nAnswer: {a + b}\n"
+        for a in range(40)
+        for b in range(0, 40, 7)
+    ] + ["Thought: check\nAction: Calculator\nWork: ok"] * 20
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<bos>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    backend.train_from_iterator(corpus, trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>"
+    )
+    from transformers import AutoModelForCausalLM
+
+    from rewardkit.tiny import tiny_config
+
+    config = tiny_config(len(tok), num_layers=1, hidden_size=32, num_heads=2)
+    config.pad_token_id, config.eos_token_id = tok.pad_token_id, tok.eos_token_id
+    torch.manual_seed(0)
+    lm = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+    lm.generation_config.pad_token_id = tok.pad_token_id
+    return ThemisRewardModel(lm, tok)
+
+
+def test_byte_level_bpe_merges_across_segments(bpe_model):
+    """The premise: tokenising "...Answer: " and "42" apart gives other ids than the whole."""
+    tok = bpe_model.tokenizer
+    prefix = "### USER:\nQuestion: what is 40 + 2?\nAnswer: "
+    apart = tok(prefix, add_special_tokens=False)["input_ids"] + tok("42")["input_ids"]
+    whole = tok(prefix + "42", add_special_tokens=False)["input_ids"]
+    assert apart != whole and len(apart) > len(whole)
+
+
+def test_training_scoring_and_generation_see_the_same_ids(bpe_model, monkeypatch):
+    from rewardkit_tools.themis.loop import HFGenerate
+    from rewardkit_tools.themis.trace import render
+
+    def tokenize(tok, text):  # BOS + the whole text's ids
+        return [tok.bos_token_id, *tok(text, add_special_tokens=False)["input_ids"]]
+
+    tok = bpe_model.tokenizer
+    trace = Trace([ToolStep("add", "Calculator", "40+2", "forty-two")], "ok")
+    ids, weights = encode(tok, "what is 40 + 2?", "42", trace, chosen=True)
+    text = render("what is 40 + 2?", "42", trace, tok.eos_token)
+    assert ids == tokenize(tok, text) and ids[0] == tok.bos_token_id  # one tokenisation
+    assert len(weights) == len(ids)
+    # the answer is one token " 42" that starts in the prompt's space: an answer target
+    answer_ids = [
+        i for i, w in zip(ids, weights, strict=True) if w == 1.0 and tok.decode([i]).strip() == "42"
+    ]
+    assert len(answer_ids) == 1
+    _, rejected = encode(tok, "what is 40 + 2?", "42", trace, chosen=False)
+    assert sum(weights) - sum(rejected) == 1.0  # only that one answer token differs
+    # scoring: the model reads exactly `ids`
+    seen = {}
+    forward = bpe_model.forward
+
+    def spy(input_ids, attention_mask):
+        seen["score"] = input_ids[0].tolist()
+        return forward(input_ids, attention_mask)
+
+    monkeypatch.setattr(bpe_model, "forward", spy)
+    bpe_model.reward(text)
+    assert seen["score"] == ids
+    # generation: the context of a prefix is its `tokenize`, BOS first as in training
+    generate = HFGenerate(bpe_model.lm, tok, max_new_tokens=2)
+    original = bpe_model.lm.generate
+
+    def spy_generate(input_ids, **kwargs):
+        seen["generate"] = input_ids[0].tolist()
+        return original(input_ids=input_ids, **kwargs)
+
+    monkeypatch.setattr(bpe_model.lm, "generate", spy_generate)
+    prefix = text[: text.index("<start_tool>")]
+    generate(prefix)
+    assert seen["generate"] == tokenize(tok, prefix)
+    assert seen["generate"] == ids[: len(seen["generate"])]  # a prefix of the training ids

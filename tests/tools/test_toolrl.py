@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from rewardkit.rewards.lifecycle import RewardContext
 from rewardkit.types import Sample
 from rewardkit_tools.toolrl import (
     ScaleSchedule,
@@ -184,15 +185,22 @@ def test_relevance_accepts_any_offered_call():
 
 
 # -- granularity ablations -----------------------------------------------------------------
-def test_intermediate_granularity():
-    # one wrong value: parameters not identical -> 0; R_max = r_name = 1, S_max = 4
-    # R = 6 / 4 - 3 = -1.5  (fine gives 1.5)
-    assert correct([call("a", x=1, y=2)], [call("a", x=1, y=3)], "intermediate") == (
-        pytest.approx(-1.5)
+def test_intermediate_granularity_matches_the_reference_code():
+    """The reference's INTERMEDIATEREWARD: 1 per exactly matched call, S_max = 1 + |G|."""
+    # issue 17: G = [a(x=1,y=2), b(z=3)], P = [a(x=1,y=0), b(z=3)]: r_name 1, a 0, b 1:
+    # R_max 2 / S_max 3 -> 6 * 2/3 - 3 = +1 (the fine S_max 6 with 1 + |params| per call
+    # gave 0 here)
+    got = correct(
+        [call("a", x=1, y=2), call("b", z=3)], [call("a", x=1, y=0), call("b", z=3)], "intermediate"
     )
-    # extra call: P0 identical -> 1 + 1 = 2; r_name 0.5 -> R_max 2.5 / 3 -> 2 (as fine)
+    assert got == pytest.approx(1.0)
+    # one wrong value: no call matches; R_max = r_name = 1, S_max = 2 -> 6/2 - 3 = 0
+    assert correct([call("a", x=1, y=2)], [call("a", x=1, y=3)], "intermediate") == (
+        pytest.approx(0.0)
+    )
+    # extra call: P0 matches -> 1; r_name 1/2 -> R_max 1.5 / 2 -> 6 * 0.75 - 3 = 1.5
     got = correct([call("a", x=1)], [call("a", x=1), call("a", x=2)], "intermediate")
-    assert got == pytest.approx(2.0)
+    assert got == pytest.approx(1.5)
 
 
 def test_coarse_granularity():
@@ -233,11 +241,23 @@ def test_missing_ground_truth_is_a_clear_error():
         ToolRLReward()([Sample(prompt="p", completion="x")])
 
 
-def test_dynamic_scale_schedule():
-    sched = ScaleSchedule("dynamic", steps=10)
-    assert sched.ranges(0) == ((0.0, 2.0), (-2.0, 2.0))
-    assert sched.ranges(5) == ((0.0, 1.5), (-2.5, 2.5))
-    assert sched.ranges(10) == sched.ranges(99) == ((0.0, 1.0), (-3.0, 3.0))
+def test_dynamic_scale_schedule_matches_the_reference_code():
+    """The reference's SCHEDULEREWARD over 150 steps: format max 2 - step/150 (>= 1), min
+    -2 + 2 step/150 (<= -1); correctness max 2 + step/150 (<= 3), min -2 - step/150 (>= -3)."""
+    sched = ScaleSchedule("dynamic")
+    assert sched.ranges(0) == ((-2.0, 2.0), (-2.0, 2.0))
+    fmt, cor = sched.ranges(30)  # format (-1.6, 1.8), correctness (-2.2, 2.2)
+    assert fmt == pytest.approx((-1.6, 1.8)) and cor == pytest.approx((-2.2, 2.2))
+    fmt, cor = sched.ranges(75)  # the format's low bound stops at -1 here
+    assert fmt == pytest.approx((-1.0, 1.5)) and cor == pytest.approx((-2.5, 2.5))
+    fmt, cor = sched.ranges(120)
+    assert fmt == pytest.approx((-1.0, 1.2)) and cor == pytest.approx((-2.8, 2.8))
+    assert sched.ranges(150) == sched.ranges(999) == ((-1.0, 1.0), (-3.0, 3.0))
+    # a plain linear schedule: end = toward
+    lin = ScaleSchedule(
+        "dynamic", steps=10, format_start=(0.0, 2.0), format_end=(0.0, 1.0), format_toward=None
+    )
+    assert lin.ranges(5) == ((0.0, 1.5), (-2.5, 2.5))
     assert ScaleSchedule().ranges(3) == ((0.0, 1.0), (-3.0, 3.0))
     with pytest.raises(ValueError, match="schedule_steps"):
         ScaleSchedule("dynamic", steps=0)
@@ -245,18 +265,29 @@ def test_dynamic_scale_schedule():
         ScaleSchedule("dynamic", correct_end=(1.0, 2.0, 3.0))
     with pytest.raises(ValueError, match="format_start"):
         ScaleSchedule("dynamic", format_start=(1.0, 0.0))
+    with pytest.raises(ValueError, match="between"):
+        ScaleSchedule("dynamic", format_end=(-3.0, 1.0))
 
 
-def test_dynamic_reward_counts_steps():
+def test_dynamic_reward_follows_the_trainer_step():
     gt = answer_text([call("a", x=1, y=2)])
     s = sample(calls_text(call("a", x=1, y=3)), gt)  # R_max / S_max = 3 / 4
-    reward = ToolRLReward(scale="dynamic", schedule_steps=10)
+    reward = ToolRLReward(
+        scale="dynamic",
+        schedule_steps=10,
+        format_start=(0.0, 2.0),
+        format_end=(0.0, 1.0),
+        format_toward=None,
+    )
     # step 0: format 2 + correctness 4 * 0.75 - 2 = 1 -> 3
     assert reward([s])[0].score == pytest.approx(3.0)
-    reward.set_step(5)
-    # step 5: format 1.5 + correctness 5 * 0.75 - 2.5 = 1.25 -> 2.75
-    assert reward([s])[0].score == pytest.approx(2.75)
-    assert reward.step == 6
+    # step 5 (the trainer's step, from the reward context): format 1.5 + correctness
+    # 5 * 0.75 - 2.5 = 1.25 -> 2.75, in training and in evaluation alike
+    assert reward([s], context=RewardContext(5, "train"))[0].score == pytest.approx(2.75)
+    assert reward([s], context=RewardContext(5, "eval"))[0].score == pytest.approx(2.75)
+    # calls do not advance the schedule: only the trainer step does
+    assert reward([s], context=RewardContext(5, "train"))[0].score == pytest.approx(2.75)
+    assert reward([s])[0].score == pytest.approx(3.0)
 
 
 def test_length_reward():

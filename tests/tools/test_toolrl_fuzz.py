@@ -8,6 +8,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rewardkit.rewards.lifecycle import RewardContext
 from rewardkit.types import Sample
 from rewardkit_tools.toolrl import ToolRLReward, format_score
 from rewardkit_tools.toolrl_parse import answer_text
@@ -76,9 +77,10 @@ completions = st.one_of(
 )
 def test_reward_is_finite_and_in_range(completion, gt, granularity, scale, step):
     reward = ToolRLReward(granularity=granularity, scale=scale, schedule_steps=50)
-    reward.set_step(step)
-    out = reward([Sample(prompt="p", completion=completion, meta={"ground_truth": gt})])[0]
-    assert math.isfinite(out.score) and -3.0 <= out.score <= 4.0, (out.score, out.info)
+    sample = Sample(prompt="p", completion=completion, meta={"ground_truth": gt})
+    out = reward([sample], context=RewardContext(step))[0]
+    low = -4.0 if scale == "dynamic" else -3.0  # dynamic: format [-2, 2] + correct [-2, 2] ...
+    assert math.isfinite(out.score) and low <= out.score <= 4.0, (out.score, out.info)
     assert format_score(completion, gt) in (0.0, 1.0)
 
 

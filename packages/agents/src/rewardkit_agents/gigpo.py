@@ -26,6 +26,7 @@ from collections.abc import Callable, Hashable
 
 import torch
 
+from rewardkit.advantages.returns import returns_to_go
 from rewardkit.types import RolloutBatch
 from rewardkit_agents.trajectories import (
     batch_turns,
@@ -37,12 +38,8 @@ from rewardkit_agents.trajectories import (
 
 
 def discounted_returns(rewards: list[float], gamma: float) -> list[float]:
-    """R^S_t = sum_{k >= t} gamma^(k-t) r_k, computed backwards."""
-    returns, running = [0.0] * len(rewards), 0.0
-    for t in range(len(rewards) - 1, -1, -1):
-        running = rewards[t] + gamma * running
-        returns[t] = running
-    return returns
+    """R^S_t = sum_{k >= t} gamma^(k-t) r_k (core's `returns_to_go`)."""
+    return returns_to_go(torch.tensor(rewards, dtype=torch.float64), gamma).tolist()
 
 
 class GiGPO:

@@ -8,10 +8,10 @@ Multi-turn contract with the trainer:
 * ``task.prompt(row)`` is the rules and the action format; the trainer appends the
   first observation, which ``env.reset(row, seed)`` returns.
 * ``task.make_environment(row) -> TextEnvironment`` builds a fresh environment for one
-  rollout (``Task.environment`` names the same factory as "module:function").
-* Limits: the turn limit is enforced by the environment (``max_turns``); the token
-  limit ``max_episode_tokens`` (policy plus observation tokens) is an attribute of the
-  environment and a key of ``default_config`` that the rollout loop honours.
+  rollout (``multi_turn = True``).
+* Limits: the task options ``max_turns`` (enforced by the environment and by the
+  trainer's rollout) and ``max_episode_tokens`` (policy plus observation tokens), which
+  the trainer reads from the task (``task.max_turns``, ``task.max_episode_tokens``).
 * Default reward: ``agents.success`` (1 if the episode reached its goal; see rewards.py).
 """
 
@@ -29,7 +29,7 @@ class EnvironmentTask(Task):
     """A task whose rows are environment seeds; subclasses set `env_name`, `layout`."""
 
     env_name = ""
-    environment = "rewardkit_agents.envs:make_environment"
+    multi_turn = True
     rewards = [RewardSpec("agents.success")]
     layout_options: dict[str, Any] = {}  # row fields and their defaults
     env_defaults: dict[str, Any] = {}  # constructor options and their defaults
@@ -48,10 +48,8 @@ class EnvironmentTask(Task):
         self.num_train, self.num_test = num_train, num_test
         self.layout = {k: options.get(k, v) for k, v in self.layout_options.items()}
         self.env_options = {k: options.get(k, v) for k, v in self.env_defaults.items()}
-        self.default_config = {
-            "max_turns": self.env_options["max_turns"],
-            "max_episode_tokens": self.env_options["max_episode_tokens"],
-        }
+        self.max_turns = self.env_options["max_turns"]
+        self.max_episode_tokens = self.env_options["max_episode_tokens"]
         ENVIRONMENTS[self.env_name](**self.env_options)  # fail now on bad options
 
     def rows(self, split: str) -> list[dict[str, Any]]:

@@ -2,10 +2,14 @@
 group baselines, and spreading per-step values over the tokens of each step.
 
 State identity. The state *before* step t of a trajectory is ``turns[t].state`` when the
-rollout recorded it (the environment's `state()`), otherwise the observation the policy
-saw: ``turns[t-1].observation``, or ``START`` for t = 0 (every sample of a group starts
-from the same prompt and reset, so the same first state). The state after the last step
-is that step's observation. `canon` normalises whitespace and case of every string in a
+rollout recorded it (the environment's `state()` before the action), else
+``turns[t-1].next_state`` (its `state()` after the previous action), otherwise the
+observation the policy saw: ``turns[t-1].observation``, or ``START`` for t = 0 (every
+sample of a group starts from the same prompt and reset, so the same first state). The
+state after the last step (t = len(turns)) follows the same rule: the last turn's
+`next_state` when recorded, so an episode's final transition is keyed like the same
+transition in the middle of another episode; its observation only when the rollout
+recorded no states. `canon` normalises whitespace and case of every string in a
 state, so "You moved  Up" and "you moved up" are one state.
 """
 
@@ -58,6 +62,8 @@ def default_state(turns: Sequence[Turn], t: int) -> Hashable:
         return canon(turns[t].state)
     if t == 0:
         return START
+    if turns[t - 1].next_state is not None:
+        return canon(turns[t - 1].next_state)
     return canon(turns[t - 1].observation)
 
 

@@ -93,6 +93,7 @@ def rollout(
     text = ""
     while True:
         action = policy(context)
+        state = env.state()
         result = env.step(action)
         start = len(ids)
         a_ids, o_ids = tokenize(action), tokenize(result.observation)
@@ -104,8 +105,9 @@ def rollout(
                 len(ids),
                 action=action,
                 observation=result.observation,
-                state=env.state(),
+                state=state,
                 reward=result.reward,
+                next_state=env.state(),
             )
         )
         text += action + result.observation

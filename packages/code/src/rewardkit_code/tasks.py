@@ -125,7 +125,8 @@ def humaneval_row(problem: dict[str, Any], split_asserts: bool = True) -> dict[s
 class HumanEval(Task):
     """HumanEval as a task. HumanEval has one split of 164 problems: "test" and "train"
     both return it (training on it is for demonstrations and smoke runs). With
-    `max_turns > 1` the task names the CodeFeedbackEnv environment (multi-turn VeRPO);
+    `max_turns > 1` the task is multi-turn: `make_environment` gives a CodeFeedbackEnv
+    (multi-turn VeRPO), `max_episode_tokens` bounds an episode (attempts plus feedback), and
     `executor` holds its CodeExecutor options (backend, timeout, pool_size, ...). Unknown
     options are a TypeError (a config error naming them), not silently ignored."""
 
@@ -143,6 +144,7 @@ class HumanEval(Task):
         limit: int | None = None,
         max_turns: int = 1,
         executor: dict[str, Any] | None = None,
+        max_episode_tokens: int = 512,
     ):
         super().__init__(
             split_asserts=split_asserts, limit=limit, max_turns=max_turns, executor=executor or {}
@@ -154,13 +156,10 @@ class HumanEval(Task):
         self.split_asserts = split_asserts
         self.limit = limit
         self.max_turns = max_turns
-        if max_turns > 1:  # multi-turn: execution feedback between attempts
-            self.environment = "rewardkit_code.multiturn:CodeFeedbackEnv"
-            self.default_config = {**self.default_config, "max_turns": max_turns}
-            # the trainer runs a multi-turn rollout when the task has make_environment
-            self.make_environment = self._make_environment
+        self.max_episode_tokens = max_episode_tokens  # attempts plus feedback, multi-turn
+        self.multi_turn = max_turns > 1  # execution feedback between attempts
 
-    def _make_environment(self, row: dict[str, Any]):
+    def make_environment(self, row: dict[str, Any]):
         from rewardkit_code.multiturn import CodeFeedbackEnv
 
         return CodeFeedbackEnv(max_turns=self.max_turns, **self.options["executor"])

@@ -1,4 +1,4 @@
-"""The `rewardkit` command line: list, models, train, eval, demo."""
+"""The `rewardkit` command line: list, models, train, eval, demo, serve, replay."""
 
 from __future__ import annotations
 
@@ -79,7 +79,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rewardkit.trainer.trainer import GRPOTrainer
 
     trainer = GRPOTrainer(config, components=parts)
-    accuracy = trainer.evaluate(args.split)
+    with trainer.scorer:
+        accuracy = trainer.evaluate(args.split)
     print(f"{config.task} [{args.split}] greedy accuracy of {config.model}: {accuracy:.3f} "
           f"over {min(config.eval_size, len(parts.task.rows(args.split)))} rows")
     return 0
@@ -94,11 +95,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result["accuracy_after_grpo"] >= result["accuracy_before_grpo"] else 1
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from rewardkit.serve.cli import run_serve
+    except ModuleNotFoundError as exc:  # fastapi / uvicorn
+        print(f"rewardkit serve: {exc}; install rewardkit[serve]", file=sys.stderr)
+        return 2
+
+    return run_serve(args)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rewardkit.replay import run_replay
+
+    return run_replay(args)
+
+
+def _registries():
+    from rewardkit.registry import ALL_REGISTRIES
+
+    return ALL_REGISTRIES
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="show installed rewards, estimators, transforms and tasks")
-    p.add_argument("--kind", choices=["reward", "advantage", "transform", "task"])
+    p = sub.add_parser("list", help="show installed rewards, estimators, transforms, tasks, ...")
+    p.add_argument("--kind", choices=[r.kind for r in _registries()])
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("models", help="show the packaged model names, their origin and licence")
     p.set_defaults(func=cmd_models)
@@ -126,6 +149,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="GRPO steps")
     p.add_argument("--learning-rate", dest="learning_rate", type=float, help="GRPO learning rate")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("serve", help="score batches over HTTP (native JSON and OpenRLHF's "
+                       "remote reward model API); needs the extra rewardkit[serve]")
+    p.add_argument("--reward", action="append", default=[], metavar="NAME[:WEIGHT]",
+                   help="a served reward (repeatable, or comma-separated); weights default 1")
+    p.add_argument("--task", help="serve this task's default rewards and weights")
+    p.add_argument("--option", action="append", default=[], metavar="REWARD.KEY=VALUE",
+                   help="a reward option (repeatable), e.g. math.accuracy.timeout=10")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-concurrency", type=int, default=4, help="batches scored at once")
+    p.add_argument("--max-queue", type=int, default=64, help="batches waiting; more get 503")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (504)")
+    p.add_argument("--max-body-mb", type=float, default=16.0, help="request size limit (413)")
+    p.add_argument("--token-env", default="REWARDKIT_SERVE_TOKEN",
+                   help="environment variable holding the bearer token (none if unset)")
+    p.add_argument("--on-error", choices=["raise", "zero"], default="raise",
+                   help="zero: a failing reward scores 0 for the batch, counted in `errors`")
+    p.add_argument("--label-key", default="answer", help="/get_reward: meta key of labels")
+    p.add_argument("--strip-suffix", action="append", default=[],
+                   help="/get_reward: text removed from the end of responses (repeatable)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("replay", help="re-score a run's completions.jsonl with other rewards "
+                       "and show where rewards disagree")
+    p.add_argument("path", help="RUN/completions.jsonl (or the run directory)")
+    p.add_argument("--rewards", required=True, metavar="A,B", help="rewards to score with")
+    p.add_argument("--option", action="append", default=[], metavar="REWARD.KEY=VALUE")
+    p.add_argument("--task", help="task whose rows give the samples' meta (default: the "
+                   "run's config.json)")
+    p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--no-recorded", action="store_true",
+                   help="leave out the rewards recorded in the file")
+    p.add_argument("--skip-unmatched", action="store_true",
+                   help="drop (and count) rows whose prompt is not in the task")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="a gap of normalised scores that counts as a disagreement")
+    p.add_argument("--top", type=int, default=10, help="disagreements to print")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--output", help="write every row (CSV or JSON by --format or suffix)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per scored step")
+    p.set_defaults(func=cmd_replay)
     return parser
 
 

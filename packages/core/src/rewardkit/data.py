@@ -1,6 +1,6 @@
 """Data collators: left-padded prompts for generation, token-budget micro-batches for training.
 
-CUDA-aware (ARCHITECTURE.md, "Data collators"): for a CUDA device, lengths are padded to a
+CUDA-aware: for a CUDA device, lengths are padded to a
 multiple of 8 (tensor-core friendly shapes) and tensors come back in pinned CPU memory, so that
 the caller's `.to(device, non_blocking=True)` overlaps the copy with compute; for a CPU device
 neither happens. Tensors are always built on the CPU; `MicroBatch.to` moves one.
@@ -319,21 +319,3 @@ def completion_logprobs(
     if with_entropy:
         entropy = -(logprobs_all.exp() * logprobs_all).sum(-1)
     return logprobs, entropy
-
-
-def scatter_to_batch(values: Tensor, mb: MicroBatch, out: Tensor) -> None:
-    """out[rows, cols] = values: put per-target values of `mb` into the (B, T) batch tensor."""
-    n = mb.target_ids.numel()
-    if values.shape != (n,):
-        raise ValueError(
-            f"values must have shape ({n},) for this micro-batch, got {tuple(values.shape)}"
-        )
-    if out.dim() != 2:
-        raise ValueError(f"out must be (B, T), got shape {tuple(out.shape)}")
-    rows, cols = mb.rows.to(out.device), mb.cols.to(out.device)
-    if n and (rows.max() >= out.shape[0] or cols.max() >= out.shape[1]):
-        raise ValueError(
-            f"out of shape {tuple(out.shape)} is too small for sample index {int(rows.max())} "
-            f"and completion position {int(cols.max())}"
-        )
-    out[rows, cols] = values.to(out.dtype)

@@ -1,6 +1,56 @@
-"""Use rewardkit rewards as reward functions of TRL's `GRPOTrainer`.
+"""rewardkit rewards in other trainers: TRL, verl and OpenRLHF.
 
-TRL (checked against trl 1.16, `GRPOTrainer._calculate_rewards`) calls each reward function as
+Each example below runs as it is (`tests/core/test_verl_interop.py` runs them as doctests).
+
+**TRL** (`GRPOTrainer(reward_funcs=[...])`): `as_trl_reward_func(reward)` is a TRL reward
+function; dataset columns other than "prompt" reach the reward as `Sample.meta`.
+
+>>> from rewardkit.interop import as_trl_reward_func
+>>> exact = as_trl_reward_func("core.exact_answer")
+>>> exact(prompts=["1+1=", "1+1="], completions=["2", "3"], answer=["2", "2"])
+[1.0, 0.0]
+
+Pass it as `trl.GRPOTrainer(model, reward_funcs=[exact], train_dataset=ds)` where `ds` has
+"prompt" and "answer" columns.
+
+**verl** (`custom_reward_function`): `compute_score(data_source, solution_str, ground_truth,
+extra_info)` for verl's naive reward manager, `compute_score_batch(data_sources,
+solution_strs, ground_truths, extra_infos)` for its batch manager (one call per batch:
+group statistics and batched sandbox runs). A string ground truth becomes
+`meta[answer_key]` (default "answer"), a dict ground truth and `extra_info` are merged into
+`meta`. The rewards: `rewards` (from `reward_kwargs`) as "a,b:0.1", or a mapping from data
+source to such a set; else the data source itself, when it names a registered reward or a
+task (the task's default rewards and weights).
+
+>>> from rewardkit.interop import compute_score, compute_score_batch
+>>> compute_score("core.arith", "4", "4")  # 1 * exact answer + 0.1 * number format
+1.1
+>>> compute_score("openai/gsm8k", "It is 4.", "4", rewards="core.exact_answer")
+1.0
+>>> compute_score_batch(["core.arith"] * 2, ["4", "5 apples"], ["4", "5"], [{}, {}],
+...                     return_dict=True)  # doctest: +NORMALIZE_WHITESPACE
+[{'score': 1.1, 'core.exact_answer': 1.0, 'core.number_format': 1.0},
+ {'score': 1.0, 'core.exact_answer': 1.0, 'core.number_format': 0.0}]
+
+In verl's config: `custom_reward_function.path=my_reward.py` (a file holding `from
+rewardkit.interop import compute_score`), `custom_reward_function.name=compute_score`,
+and `+custom_reward_function.reward_kwargs.rewards=math.accuracy` if the data source is
+not a rewardkit name (`compute_score_batch` with `reward_model.reward_manager=batch`).
+
+**OpenRLHF** (remote reward model): run `rewardkit serve --task core.arith --port 5000` and
+train with `--remote_rm_url http://HOST:5000/get_reward`. In-process, for a test:
+
+>>> import requests
+>>> from rewardkit.external import build_reward_set, parse_reward_set
+>>> from rewardkit.serve import create_app, running_server
+>>> app = create_app(build_reward_set(parse_reward_set("core.exact_answer,core.number_format:0.1")))
+>>> with running_server(app) as url:
+...     reply = requests.post(f"{url}/get_reward", json={
+...         "query": ["1+1=2", "1+1=3"], "prompts": ["1+1=", "1+1="], "labels": ["2", "2"]})
+>>> reply.json()["rewards"]
+[1.1, 0.1]
+
+**TRL in detail.** TRL (checked against trl 1.16, `GRPOTrainer._calculate_rewards`) calls each reward function as
 
     reward_func(prompts=..., completions=..., completion_ids=..., **kwargs) -> list[float]
 
@@ -21,16 +71,23 @@ rewardkit's `Scorer` (TRL itself would read NaN as "this reward does not apply")
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import inspect
+import json
 import math
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rewardkit.registry import REWARDS
+from rewardkit.external import (
+    cached_scorer,
+    groups_of,
+    jsonable,
+    parse_reward_set,
+    task_reward_specs,
+)
+from rewardkit.registry import REWARDS, TASKS
 from rewardkit.rewards.base import Reward, build_reward
-from rewardkit.rewards.scoring import RewardError
+from rewardkit.rewards.calling import check_outputs, is_async, run_sync
 from rewardkit.types import Prompt, RewardOutput, Sample
 
 # keyword arguments TRL adds for its own purposes; everything else it passes is a dataset column
@@ -82,11 +139,11 @@ def as_trl_reward_func(
         return samples, kwargs
 
     def finish(values: Any, samples: list[Sample], kwargs: dict) -> list[float]:
-        outputs = _check_outputs(name, values, samples)
+        outputs = check_outputs(values, samples, f"reward {name!r}")
         _log_info(name, outputs, kwargs.get("log_metric"), kwargs.get("log_extra"))
         return [o.score for o in outputs]
 
-    if _is_async(reward):
+    if is_async(reward):
 
         async def trl_reward(prompts, completions, completion_ids=None, **kwargs) -> list[float]:
             samples, kwargs = prepare(prompts, completions, completion_ids, kwargs)
@@ -101,7 +158,7 @@ def as_trl_reward_func(
             samples, kwargs = prepare(prompts, completions, completion_ids, kwargs)
             values = reward(samples)
             if inspect.isawaitable(values):  # a sync __call__ that returned a coroutine
-                values = _run_coroutine(values)
+                values = run_sync(values)
             return finish(values, samples, kwargs)
 
     trl_reward.__name__ = trl_reward.__qualname__ = name
@@ -150,6 +207,112 @@ def samples_from_trl(
     return samples
 
 
+# ---------------------------------------------------------------- verl
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    rewards: str | Sequence[str] | Mapping[str, Any] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    answer_key: str = "answer",
+    timeout: float | None = 60.0,
+    return_dict: bool = False,
+) -> float | dict[str, float]:
+    """verl's `compute_score`: the weighted score of one response (see the module doc).
+
+    `options[name]` are a reward's constructor options; `return_dict` gives
+    `{"score": total, <reward>: score, ...}`, which verl logs as reward_extra_info.
+    """
+    (result,) = compute_score_batch(
+        [data_source], [solution_str], [ground_truth], [extra_info], rewards=rewards,
+        options=options, answer_key=answer_key, timeout=timeout, return_dict=return_dict,
+    )  # fmt: skip
+    return result
+
+
+def compute_score_batch(
+    data_sources: Sequence[str],
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Mapping[str, Any] | None] | None = None,
+    *,
+    rewards: str | Sequence[str] | Mapping[str, Any] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    answer_key: str = "answer",
+    timeout: float | None = 60.0,
+    return_dict: bool = False,
+) -> list[float] | list[dict[str, float]]:
+    """verl's batch `compute_score`: one score (or dict) per response, in order. Responses
+    of one data source are scored as one batch; runs of equal ground truths share a group."""
+    sources, responses, truths = list(data_sources), list(solution_strs), list(ground_truths)
+    infos = [None] * len(responses) if extra_infos is None else list(extra_infos)
+    if not len(sources) == len(responses) == len(truths) == len(infos):
+        raise ValueError(
+            f"got {len(sources)} data_sources, {len(responses)} solution_strs, "
+            f"{len(truths)} ground_truths and {len(infos)} extra_infos"
+        )
+    metas = [_verl_meta(truth, info, answer_key) for truth, info in zip(truths, infos)]
+    groups = groups_of([repr(sorted(m.items(), key=str)) for m in metas])
+    results: list[Any] = [None] * len(responses)
+    by_source: dict[str, list[int]] = {}
+    for i, source in enumerate(sources):
+        by_source.setdefault(str(source), []).append(i)
+    for source, idx in by_source.items():
+        scorer = cached_scorer(_verl_reward_set(source, rewards), options, timeout)
+        prompts = [metas[i].get("prompt", "") for i in idx]
+        samples = [
+            Sample(prompt=p if isinstance(p, str) else str(p), completion=str(responses[i]),
+                   group=groups[i], meta=metas[i])
+            for p, i in zip(prompts, idx)
+        ]  # fmt: skip
+        scored = scorer(samples)
+        for k, i in enumerate(idx):
+            total = scored.outputs[k].score
+            raw = {name: values[k] for name, values in scored.raw.items()}
+            results[i] = {"score": total, **raw} if return_dict else total
+    return results
+
+
+def _verl_reward_set(source: str, rewards: Any) -> list:
+    return _resolve_reward_set(source, json.dumps(rewards, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _resolve_reward_set(source: str, rewards_json: str) -> list:
+    """The reward specs for a data source (cached: a task builds its dataset to say)."""
+    rewards = json.loads(rewards_json)
+    if isinstance(rewards, Mapping) and not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in rewards.values()
+    ):
+        rewards = rewards.get(source)  # a reward set per data source
+    if rewards is not None:
+        return parse_reward_set(rewards)
+    if source in REWARDS.names():
+        return parse_reward_set(source)
+    if source in TASKS.names():
+        return task_reward_specs(source)
+    raise ValueError(
+        f"no rewardkit reward for data_source {source!r}: it names no registered reward or "
+        f"task; pass rewards (verl: custom_reward_function.reward_kwargs.rewards)"
+    )
+
+
+def _verl_meta(ground_truth: Any, extra_info: Any, answer_key: str) -> dict[str, Any]:
+    if extra_info is not None and not isinstance(extra_info, Mapping):
+        raise TypeError(f"extra_info must be a dict or None, got {type(extra_info).__name__}")
+    meta = jsonable(dict(extra_info or {}))  # numpy values from parquet become Python ones
+    truth = jsonable(ground_truth)
+    if isinstance(truth, dict):
+        meta.update(truth)
+    elif truth is not None:
+        meta[answer_key] = truth
+    return meta
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -158,14 +321,6 @@ def _reward_name(reward: Any) -> str:
     if isinstance(name, str) and name:
         return name
     return getattr(reward, "__name__", None) or type(reward).__name__
-
-
-def _is_async(reward: Any) -> bool:
-    return (
-        bool(getattr(reward, "is_async", False))  # a @per_sample async function
-        or inspect.iscoroutinefunction(reward)
-        or inspect.iscoroutinefunction(type(reward).__call__)  # async def __call__
-    )
 
 
 def _groups(prompts: Sequence[Prompt], num_generations: int | None) -> list[int]:
@@ -203,27 +358,6 @@ def _content_text(content: Any, index: int) -> str:
     raise TypeError(f"completion {index}: message content of type {type(content).__name__}")
 
 
-def _check_outputs(name: str, values: Any, samples: list[Sample]) -> list[RewardOutput]:
-    if not isinstance(values, list | tuple) or len(values) != len(samples):
-        got = len(values) if isinstance(values, list | tuple) else type(values).__name__
-        raise RewardError(
-            f"reward {name!r} must return one value per sample ({len(samples)}), got {got}"
-        )
-    outputs = []
-    for i, value in enumerate(values):
-        try:
-            output = RewardOutput.coerce(value)
-        except TypeError as err:
-            raise RewardError(f"reward {name!r}, sample {i}: {err}") from None
-        if not math.isfinite(output.score):
-            raise RewardError(
-                f"reward {name!r} returned {output.score} for sample {i} "
-                f"(completion {samples[i].completion[:80]!r})"
-            )
-        outputs.append(output)
-    return outputs
-
-
 def _log_info(name: str, outputs: list[RewardOutput], log_metric, log_extra) -> None:
     """Batch means of numeric info values to TRL's metrics, scalar values to its table."""
     keys = sorted({k for o in outputs for k in o.info})
@@ -240,29 +374,3 @@ def _log_info(name: str, outputs: list[RewardOutput], log_metric, log_extra) -> 
             isinstance(v, str | int | float | bool | None) for v in values
         ):
             log_extra(f"{name}/{key}", values)
-
-
-def _run_coroutine(coro: Any) -> Any:
-    """Await `coro` from sync code, also when the calling thread already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(_as_coroutine(coro))
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            result["value"] = asyncio.run(_as_coroutine(coro))
-        except BaseException as err:  # re-raised in the caller's thread
-            result["error"] = err
-
-    thread = threading.Thread(target=run, name="rewardkit-trl-reward")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
-
-
-async def _as_coroutine(awaitable: Any) -> Any:
-    return await awaitable

@@ -1,4 +1,5 @@
-"""Name -> object registries for rewards, advantage estimators and tasks.
+"""Name -> object registries for rewards, advantage estimators, transforms, tasks, group
+filters and policy losses.
 
 Built-ins register with a decorator (`@ADVANTAGES.register("grpo")`) in modules the
 registry imports on first use. Plugins register through entry points
@@ -128,5 +129,7 @@ REWARDS = Registry("reward", "rewardkit.rewards", ("rewardkit.rewards.builtin",)
 ADVANTAGES = Registry("advantage", "rewardkit.advantages", ("rewardkit.advantages",))
 TRANSFORMS = Registry("transform", "rewardkit.transforms", ("rewardkit.rewards.transforms",))
 TASKS = Registry("task", "rewardkit.tasks", ("rewardkit.tasks",))
+GROUP_FILTERS = Registry("group_filter", "rewardkit.group_filters", ("rewardkit.filters",))
+LOSSES = Registry("loss", "rewardkit.losses", ("rewardkit.trainer.loss",))
 
-ALL_REGISTRIES = (REWARDS, ADVANTAGES, TRANSFORMS, TASKS)
+ALL_REGISTRIES = (REWARDS, ADVANTAGES, TRANSFORMS, TASKS, GROUP_FILTERS, LOSSES)

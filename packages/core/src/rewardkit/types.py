@@ -26,8 +26,9 @@ class Turn:
     end: int
     action: str = ""
     observation: str = ""
-    state: Any = None  # hashable environment state (for SALT / GiGPO), when known
+    state: Any = None  # hashable environment state before the action (SALT / GiGPO), when known
     reward: float = 0.0
+    next_state: Any = None  # the environment state after the action, when known
 
 
 @dataclass
@@ -42,7 +43,6 @@ class Sample:
     group: int = 0  # index of the prompt this sample was drawn for
     meta: dict[str, Any] = field(default_factory=dict)  # dataset row: answers, tests, ids ...
     turns: list[Turn] | None = None
-    logprobs: list[float] | None = None  # sampling log-probs, when the backend gives them
     truncated: bool = False  # cut by the length limit
 
     def __post_init__(self) -> None:

@@ -2,10 +2,9 @@
 
 PRIME (Cui et al. 2025, arXiv 2502.01456, section 3 "online prompt filtering") keeps only
 prompts whose sampled accuracy lies in a band, (0.2, 0.8) by default, so that every kept
-group has both right and wrong rollouts. Online, inside the GRPO step, that needs the
-trainer (it chooses the prompts); core's `dynamic_sampling` already drops groups with zero
-reward variance, which for 0/1 rewards is the band (0, 1). What this module adds without
-touching the trainer is the same filter *before* training: sample `num_samples`
+group has both right and wrong rollouts. Online, inside the GRPO step, that is the group
+filter `math.accuracy_band` (`prime.AccuracyBand`, `group_filter: math.accuracy_band`).
+What this module adds is the same filter *before* training: sample `num_samples`
 completions per training prompt with a reference model (the initial policy), score them
 with `math.accuracy`, and keep the prompts whose accuracy a satisfies low < a < high.
 

@@ -64,13 +64,29 @@ def last_boxed(text: str) -> Extraction:
     return Extraction(None, "unbalanced_boxed")
 
 
+# a math span at the start of a sentence answer: $...$, $$...$$, \(...\), \[...\]
+_LEADING_MATH = re.compile(r"(\$\$|\$|\\\(|\\\[)(.+?)(\$\$|\$|\\\)|\\\])")
+_CLOSER = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+# a plain number at the start: 72, -3.5, 1,000, 3/4, 50%
+_LEADING_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?")
+_UNIT_WORDS = re.compile(r"(?:\s+[A-Za-z][A-Za-z'-]*)+")  # "dollars", "of the cake"
+
+
 def _clean_sentence_answer(raw: str) -> str:
-    """'$72$ dollars.' -> '72 dollars': drop math delimiters and the final full stop."""
+    """The answer of "The answer is X": its first line without the final full stop; a math
+    span or a number followed only by words (a unit: "$72$ dollars", "12 apples") is cut
+    to the span's content or the number, so the unit does not make a right answer wrong."""
     answer = raw.strip()
     answer = answer.split("\n", 1)[0].strip()
     answer = answer.rstrip(".").strip()
-    if answer.startswith("$") and answer.endswith("$") and len(answer) >= 2:
-        answer = answer.strip("$").strip()
+    math = _LEADING_MATH.match(answer)
+    if math and _CLOSER[math.group(1)] == math.group(3):
+        rest = answer[math.end() :]
+        if not rest or _UNIT_WORDS.fullmatch(rest):
+            return math.group(2).strip()
+    number = _LEADING_NUMBER.match(answer)
+    if number and _UNIT_WORDS.fullmatch(answer[number.end() :]):
+        return number.group(0)
     return answer
 
 

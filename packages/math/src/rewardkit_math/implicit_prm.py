@@ -27,7 +27,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from rewardkit.types import RolloutBatch, Sample
+from rewardkit.types import Sample
 from rewardkit_math.prm import prompt_text
 
 DEFAULT_BETA = 0.05
@@ -139,9 +139,8 @@ class ImplicitPRM:
 
     `encode(samples)` uses each sample's prompt_ids / completion_ids when it has them
     (the policy's tokenizer must then be this tokenizer), else tokenizes the text.
-    `update(batch)` is the online hook: one optimizer step of the `loss` ("ce" or "dpo")
-    on the batch's samples with labels `batch.scores > label_threshold`; it returns
-    metrics. PRIME calls it before or after scoring (`prm_update`).
+    `train_step(samples, labels, groups)` takes one optimizer step of the `loss` ("ce" or
+    "dpo"); `math.implicit_prm` calls it from the trainer's learned-reward hook (PRIME).
     """
 
     def __init__(
@@ -152,7 +151,6 @@ class ImplicitPRM:
         beta: float = DEFAULT_BETA,
         loss: Literal["ce", "dpo"] = "ce",
         lr: float = 1e-6,
-        label_threshold: float = 0.5,
         batch_size: int = 8,
         device: str | torch.device = "cpu",
     ):
@@ -165,7 +163,6 @@ class ImplicitPRM:
         self.ref_model = ref_model.to(self.device).eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.beta, self.loss_name, self.lr = beta, loss, lr
-        self.label_threshold = label_threshold
         self.batch_size = batch_size
         self.optimizer: torch.optim.Optimizer | None = None
 
@@ -237,13 +234,12 @@ class ImplicitPRM:
         """One optimizer step on all `samples` (gradients accumulated over micro-batches)."""
         if len(labels) != len(samples):
             raise ValueError(f"{len(labels)} labels for {len(samples)} samples")
-        if self.optimizer is None:
-            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr)
+        optimizer = self.ensure_optimizer()
         self.model.train()
         rows = self.encode(samples)
         y = torch.tensor(list(labels), dtype=torch.float)
         g = torch.tensor(list(groups) if groups is not None else [s.group for s in samples])
-        self.optimizer.zero_grad()
+        optimizer.zero_grad()
         if self.loss_name == "dpo":  # pairs cross micro-batches: one pass over the batch
             loss = self.loss(rows, y, g)
             loss.backward()
@@ -255,14 +251,12 @@ class ImplicitPRM:
                 loss = self.loss(rows[part], y[part], g[part]) * (len(rows[part]) / len(rows))
                 loss.backward()
                 total += loss.detach().item()
-        self.optimizer.step()
+        optimizer.step()
         self.model.eval()
         return total
 
-    def update(self, batch: RolloutBatch) -> dict[str, float]:
-        """Online hook (PRIME): one step on the batch's rollouts, labelled by the verifier."""
-        if batch.samples is None:
-            raise ValueError("ImplicitPRM.update needs batch.samples (the rollouts' token ids)")
-        labels = (batch.scores > self.label_threshold).float().tolist()
-        loss = self.train_step(batch.samples, labels, batch.groups.tolist())
-        return {"prm/loss": loss, "prm/label_mean": sum(labels) / max(1, len(labels))}
+    def ensure_optimizer(self) -> torch.optim.Optimizer:
+        """The AdamW optimizer of πθ, made on first use."""
+        if self.optimizer is None:
+            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr)
+        return self.optimizer

@@ -12,26 +12,27 @@ See `implicit_prm.py` for the formulas (arXiv 2412.01981). Each sample gets
   outcome comes from the verifier, so that nothing is counted twice.
 
 Online update (PRIME, arXiv 2502.01456, Algorithm 1 lines "update the PRM with the
-outcome-verifier labels"): the trainer calls a reward once per step with all of that
-step's rollouts, so the reward itself can train the PRM without touching the trainer.
-With `online_update="before"` every call labels the samples with a verifiable outcome
-reward (`label_reward`, `math.accuracy` by default; label = score > `label_threshold`),
-takes one optimizer step of the CE loss (or DPO) on them and then scores them with the
-updated PRM (PRIME's default); `"after"` scores first and updates afterwards; `"none"`
-never updates. The loss goes to each sample's `info["prm_loss"]` and to `stats()`, which
-the trainer logs as `reward/<name>/prm_loss`.
+outcome-verifier labels") through the trainer's learned-reward hook (`learn`, see
+`rewardkit.rewards.lifecycle`): once per trainer step, after the train batch is scored and
+filtered (a group filter such as `math.accuracy_band` keeps PRIME's prompts), the PRM
+takes one optimizer step of the CE loss (or DPO) on the kept samples, labelled by a
+verifiable outcome reward (label = score > `label_threshold`; the run's own scores of
+`label_reward` when it is one of the run's rewards, else `label_reward` is called, by
+default `math.accuracy`). `online_update="before"` then has the trainer score the batch
+again with the updated PRM (PRIME's default: the advantage uses the updated PRM);
+`"after"` keeps the scores of the PRM as it was; `"none"` never learns. Evaluation
+batches are scored, never learned from. The loss goes to `stats()`, which the trainer
+logs as `reward/<name>/prm_loss`. The PRM's weights and optimizer state are the reward's
+state (`state_dict`), saved in checkpoints and restored on resume.
 
-PRIME trains the PRM only on prompts whose accuracy is inside a band (0.2, 0.8):
-`update_band=[low, high]` keeps, for the update, the samples of the groups whose mean
-label lies strictly inside it (`prime.accuracy_filter`); None (default) keeps all.
-A batch in which every prompt has fewer than `update_min_group_size` samples (2), or in
-which the band keeps nothing, is scored without an update (counted in
-`prm_skipped_updates`): the trainer's greedy evaluation rollouts (one per prompt) go
-through the same reward, and the PRM must not learn from held-out prompts.
+`update_band=[low, high]` restricts the PRM update to the groups whose mean label lies
+strictly inside it (`prime.accuracy_filter`); None (default) keeps all. A batch in which
+the band keeps nothing is not learned from (counted in `prm_skipped_updates`).
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any, Literal
 
@@ -85,7 +86,7 @@ class ImplicitPRMReward:
 
     Online options: `online_update` ("none" | "before" | "after"), `label_reward` (a
     REWARDS name or a batch reward, "math.accuracy"), `label_options`, `label_threshold`
-    (0.5), `update_min_group_size` (2), `update_band` (None); `loss` ("ce" | "dpo") and `lr` (1e-6) of the PRM's
+    (0.5), `update_band` (None); `loss` ("ce" | "dpo") and `lr` (1e-6) of the PRM's
     optimizer when it is built here.
     """
 
@@ -105,7 +106,6 @@ class ImplicitPRMReward:
         label_reward: Any = "math.accuracy",
         label_options: dict[str, Any] | None = None,
         label_threshold: float = 0.5,
-        update_min_group_size: int = 2,
         update_band: list[float] | tuple[float, float] | None = None,
         loss: Literal["ce", "dpo"] = "ce",
         lr: float = 1e-6,
@@ -114,8 +114,6 @@ class ImplicitPRMReward:
             raise ValueError(f"score must be min, sum, outcome or zero, got {score!r}")
         if online_update not in ONLINE_MODES:
             raise ValueError(f"online_update must be one of {ONLINE_MODES}, got {online_update!r}")
-        if update_min_group_size < 1:
-            raise ValueError(f"update_min_group_size must be >= 1, got {update_min_group_size}")
         if update_band is not None:
             if len(update_band) != 2 or not 0.0 <= update_band[0] < update_band[1] <= 1.0:
                 raise ValueError(
@@ -143,7 +141,6 @@ class ImplicitPRMReward:
                 beta=beta,
                 loss=loss,
                 lr=lr,
-                label_threshold=label_threshold,
                 device=device,
                 batch_size=batch_size,
             )
@@ -152,29 +149,20 @@ class ImplicitPRMReward:
         self.score = score
         self.online_update = online_update
         self.label_threshold = label_threshold
-        self.update_min_group_size = update_min_group_size
         self.update_band = update_band
         self.labeler = (
             _label_reward(label_reward, label_options) if online_update != "none" else None
         )
+        # the run's own scores serve as labels when the label reward is one of its rewards
+        self.label_name = label_reward if isinstance(label_reward, str) else None
+        self.scores_after_learning = online_update == "before"  # read by the trainer
         self._lock = threading.Lock()  # one update at a time, also if called concurrently
         self._stats: dict[str, float] = {"prm_updates": 0.0, "prm_skipped_updates": 0.0}
 
     # -- scoring --------------------------------------------------------------------------
     def __call__(self, samples: list[Sample]) -> list[RewardOutput]:
         with self._lock:
-            update: dict[str, Any] | None = None
-            if self.online_update == "before":
-                update = self._update(samples)
-            outputs = self._score(samples)
-            if self.online_update == "after":
-                update = self._update(samples)
-        if update is not None:
-            for o, label in zip(outputs, update["labels"], strict=True):
-                o.info.update(prm_label=label)
-                if update["loss"] is not None:
-                    o.info.update(prm_loss=update["loss"])
-        return outputs
+            return self._score(samples)
 
     def _score(self, samples: list[Sample]) -> list[RewardOutput]:
         outputs = []
@@ -200,32 +188,41 @@ class ImplicitPRMReward:
         return outputs
 
     # -- the online update ----------------------------------------------------------------
-    def labels(self, samples: list[Sample]) -> list[float]:
-        """Outcome labels l_i = [label_reward(y_i) > label_threshold] (the verifier's)."""
+    def labels(self, samples: list[Sample], scored: Any = None) -> list[float]:
+        """Outcome labels l_i = [label_reward(y_i) > label_threshold] (the verifier's), from
+        the run's scores of the label reward when `scored` has them."""
         if self.labeler is None:
             raise ValueError("labels need a label_reward (online_update is 'none')")
-        values = [RewardOutput.coerce(v).score for v in self.labeler(samples)]
+        raw = getattr(scored, "raw", {})
+        if self.label_name in raw:
+            values = list(raw[self.label_name])
+        else:
+            values = [RewardOutput.coerce(v).score for v in self.labeler(samples)]
         if len(values) != len(samples):
             raise ValueError(
                 f"label_reward returned {len(values)} values for {len(samples)} samples"
             )
         return [float(v > self.label_threshold) for v in values]
 
-    def _update(self, samples: list[Sample]) -> dict[str, Any]:
+    def learn(self, samples: list[Sample], scored: Any, context: Any) -> None:
+        """The trainer's learned-reward hook: one PRM optimizer step on the train batch
+        (never called on evaluation batches)."""
+        if self.online_update == "none":
+            return
+        with self._lock:
+            self._update(samples, self.labels(samples, scored))
+
+    def _update(self, samples: list[Sample], labels: list[float]) -> None:
         """One PRM optimizer step on the samples with verifier labels (or a skip)."""
-        labels = self.labels(samples)
-        sizes: dict[int, int] = {}
-        for s in samples:
-            sizes[s.group] = sizes.get(s.group, 0) + 1
         keep = list(range(len(samples)))
         if self.update_band is not None and samples:
             inside = accuracy_filter(
                 torch.tensor(labels), torch.tensor([s.group for s in samples]), *self.update_band
             )
             keep = inside.nonzero().flatten().tolist()
-        if not keep or max(sizes.values()) < self.update_min_group_size:
+        if not keep:
             self._stats["prm_skipped_updates"] += 1
-            return {"labels": labels, "loss": None}
+            return
         kept, kept_labels = [samples[i] for i in keep], [labels[i] for i in keep]
         loss = self.prm.train_step(kept, kept_labels, [s.group for s in kept])
         self._stats.update(
@@ -234,7 +231,23 @@ class ImplicitPRMReward:
             prm_update_samples=float(len(kept)),
             prm_updates=self._stats["prm_updates"] + 1,
         )
-        return {"labels": labels, "loss": loss}
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The PRM's weights, its optimizer and the update counters."""
+        optimizer = self.prm.optimizer
+        return {
+            "model": {k: v.detach().cpu().clone() for k, v in self.prm.model.state_dict().items()},
+            "optimizer": None if optimizer is None else copy.deepcopy(optimizer.state_dict()),
+            "stats": dict(self._stats),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            self.prm.model.load_state_dict(state["model"])
+            if state["optimizer"] is not None:
+                self.prm.ensure_optimizer().load_state_dict(state["optimizer"])
+            self._stats = dict(state["stats"])
 
     def stats(self) -> dict[str, float]:
         """Logged by the trainer as reward/<name>/<key>: the last update's loss and label

@@ -1,4 +1,4 @@
-"""`math.prime`: PRIME advantages, accuracy-band prompt filtering and the online PRM hook.
+"""`math.prime`: PRIME advantages and its accuracy-band prompt filter.
 
 "Process Reinforcement through Implicit Rewards" (Cui et al. 2025, arXiv 2502.01456),
 spec section 4. With verifier outcome rewards r_i (`batch.scores`), implicit-PRM token
@@ -14,21 +14,18 @@ and |y_j| = Σ_s m_js:
 batch (PRIME's `masked_whiten`). γ = 1, c_o = c_p = 1 by default. A prompt needs at least
 two samples (the leave-one-out baseline).
 
-Online PRM update (the trainer calls `prime_step`): the implicit PRM is trained on the
-verifier's labels at every step by its `update(batch)` hook (`OnlinePRM`), either
-`before` the rollouts are scored for the advantage (the rewards then come from the
-updated PRM, PRIME's default) or `after`.
+The implicit PRM is trained online by `math.implicit_prm` through the trainer's
+learned-reward hook (its `online_update`: before or after scoring), and PRIME's accuracy
+band on the policy's prompts is the group filter `math.accuracy_band` (`AccuracyBand`).
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
-
 import torch
 
 from rewardkit.advantages.base import AdvantageEstimator, check_batch, group_inverse, group_sum
-from rewardkit.rewards.base import Reward
-from rewardkit.types import RewardOutput, RolloutBatch
+from rewardkit.advantages.returns import returns_to_go
+from rewardkit.types import RolloutBatch
 
 WHITEN_EPS = 1e-8
 
@@ -54,19 +51,9 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values - mean) / torch.sqrt(var + WHITEN_EPS) * m
 
 
-def returns_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
-    """G_t = Σ_{s≥t} γ^{s−t} rewards_s along the last dimension."""
-    out = torch.zeros_like(rewards)
-    running = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
-    for t in reversed(range(rewards.shape[1])):
-        running = rewards[:, t] + gamma * running
-        out[:, t] = running
-    return out
-
-
 class PRIMEAdvantage(AdvantageEstimator):
     """PRIME's advantage (module docstring). Options: gamma, outcome_coef (c_o),
-    process_coef (c_p), prm_update ("before" | "after", read by the trainer)."""
+    process_coef (c_p)."""
 
     requires: frozenset[str] = frozenset()
 
@@ -75,16 +62,12 @@ class PRIMEAdvantage(AdvantageEstimator):
         gamma: float = 1.0,
         outcome_coef: float = 1.0,
         process_coef: float = 1.0,
-        prm_update: Literal["before", "after"] = "before",
     ):
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"prime: gamma must be in [0, 1], got {gamma}")
-        if prm_update not in ("before", "after"):
-            raise ValueError(f"prime: prm_update must be 'before' or 'after', got {prm_update!r}")
         self.gamma = float(gamma)
         self.outcome_coef = float(outcome_coef)
         self.process_coef = float(process_coef)
-        self.prm_update = prm_update
 
     def __call__(self, batch: RolloutBatch) -> torch.Tensor:
         mask = batch.completion_mask > 0
@@ -139,34 +122,23 @@ def accuracy_filter(
     return (accuracy > low) & (accuracy < high)
 
 
-@runtime_checkable
-class OnlinePRM(Protocol):
-    """What PRIME needs from a PRM trained during RL: one update on a scored batch
-    (labels from `batch.scores`), returning metrics to log. `ImplicitPRM` implements it."""
+class AccuracyBand:
+    """Group filter `math.accuracy_band`: PRIME's online prompt filter on the policy side
+    (Cui et al. 2025, Algorithm 1: "filter prompts by accuracy"). A prompt's accuracy is the
+    mean of its samples' `reward` scores (the verifier, 0/1); the trainer keeps the groups
+    with low < accuracy < high and samples more prompts to refill the batch
+    (`group_filter: math.accuracy_band`, `group_filter_options: {low, high, reward}`)."""
 
-    def update(self, batch: RolloutBatch) -> dict[str, float]: ...
+    def __init__(self, low: float = 0.2, high: float = 0.8, reward: str = "math.accuracy"):
+        accuracy_filter(torch.zeros(1), torch.zeros(1, dtype=torch.long), low, high)  # checks
+        self.low, self.high, self.reward = float(low), float(high), reward
 
-
-def prime_step(
-    batch: RolloutBatch,
-    estimator: PRIMEAdvantage,
-    prm: OnlinePRM,
-    prm_reward: Reward,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """One PRIME advantage computation with the PRM update where `estimator.prm_update` says.
-
-    `batch` carries the verifier scores and the samples; `prm_reward` (math.implicit_prm on
-    the same PRM) gives the token rewards. "before": update, then score the rollouts with
-    the updated PRM; "after": score, then update. Returns (advantages, PRM metrics).
-    """
-    if batch.samples is None:
-        raise ValueError("prime_step needs batch.samples")
-    metrics: dict[str, float] = {}
-    if estimator.prm_update == "before":
-        metrics = prm.update(batch)
-    outputs = [RewardOutput.coerce(o) for o in prm_reward(batch.samples)]
-    scored = RolloutBatch.from_samples(batch.samples, outputs, scores=batch.scores)
-    advantages = estimator(scored)
-    if estimator.prm_update == "after":
-        metrics = prm.update(batch)
-    return advantages, metrics
+    def __call__(self, samples, scored) -> torch.Tensor:
+        if self.reward not in scored.raw:
+            raise ValueError(
+                f"math.accuracy_band reads reward {self.reward!r}, which this run does not "
+                f"have; its rewards are {sorted(scored.raw)} (set group_filter_options.reward)"
+            )
+        scores = torch.tensor(scored.raw[self.reward], dtype=torch.float64)
+        groups = torch.tensor([s.group for s in samples])
+        return accuracy_filter(scores, groups, self.low, self.high)

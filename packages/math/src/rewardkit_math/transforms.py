@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from rewardkit.rewards.base import Reward
+from rewardkit.rewards.lifecycle import RewardContext
 from rewardkit.rewards.transforms import call_reward, resolve_reward, reward_name
 from rewardkit.types import RewardOutput, Sample
 
@@ -62,9 +63,14 @@ class _StepTransform:
     def steps(self, rewards: list[float]) -> list[float]:
         raise NotImplementedError
 
-    def __call__(self, samples: list[Sample]) -> list[RewardOutput]:
+    def wrapped(self) -> list[Reward]:
+        return [self.reward]
+
+    def __call__(
+        self, samples: list[Sample], context: RewardContext | None = None
+    ) -> list[RewardOutput]:
         out = []
-        for i, o in enumerate(call_reward(self.reward, samples, self.who)):
+        for i, o in enumerate(call_reward(self.reward, samples, self.who, context)):
             if o.step_rewards is None:
                 raise ValueError(
                     f"{self.who}: wrapped reward {reward_name(self.reward)!r} gave no "

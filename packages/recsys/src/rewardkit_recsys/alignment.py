@@ -1,4 +1,5 @@
-"""Supervised alignment over a curriculum stream (GREAM, arXiv 2510.20815, §3.2).
+"""Supervised alignment over a curriculum stream (GREAM, arXiv 2510.20815, §3.2), on core's
+SFT loop (`rewardkit.sft`).
 
 Cross-entropy on the completion tokens, over the stream *in order* (so that the
 curriculum's growing share of reasoning samples is what the model sees late in the epoch),
@@ -12,9 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-import torch
-
-IGNORE = -100  # label of a token that is not trained on
+from rewardkit.sft import IGNORE, completion_loss, train_supervised  # noqa: F401 (re-export)
 
 Encoded = tuple[list[int], list[int], list[int]]  # prompt ids, completion ids, prompt labels
 
@@ -35,25 +34,6 @@ def encode_pairs(
         labels = [t if own and t in labelled else IGNORE for t in p]
         out.append((list(p), list(c) + [eos], labels))
     return out
-
-
-def completion_loss(model, batch: Sequence[Encoded], pad: int) -> torch.Tensor:
-    """Mean cross-entropy over the labelled tokens (completion tokens and labelled prompt
-    tokens; the first token has nothing before it) of a right-padded batch."""
-    device = next(model.parameters()).device
-    width = max(len(p) + len(c) for p, c, _ in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, (p, c, prompt_labels) in enumerate(batch):
-        ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-        labels[i, : len(p) + len(c)] = torch.tensor(prompt_labels + c)
-        attention[i, : len(p) + len(c)] = 1
-    labels[:, 0] = IGNORE  # the model shifts labels by one: position 0 is never predicted
-    out = model(
-        input_ids=ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)
-    )
-    return out.loss
 
 
 def supervised_alignment(
@@ -93,24 +73,25 @@ def supervised_alignment(
         for pair in sorted(encoded[start : start + chunk], key=lambda e: len(e[0]) + len(e[1]))
     ]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     steps = (len(encoded) + batch_size - 1) // batch_size
-    model.train()
-    losses = []
-    for step, start in enumerate(range(0, len(encoded), batch_size)):
-        if decay:
-            optimizer.param_groups[0]["lr"] = learning_rate * (1 - step / steps)
-        loss = completion_loss(model, encoded[start : start + batch_size], pad)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.detach().item())
+    batches = (encoded[start : start + batch_size] for start in range(0, len(encoded), batch_size))
+    losses: list[float] = []
+
+    def log(step: int, loss: float) -> None:
+        losses.append(loss)
         if log_every and (step + 1) % log_every == 0:
             recent = losses[-log_every:]
             print(
                 f"[recsys] alignment {step + 1}/{steps}: loss {sum(recent) / len(recent):.3f}",
                 flush=True,
             )
-    model.eval()
-    return losses
+
+    return train_supervised(
+        model,
+        batches,
+        steps,
+        pad,
+        learning_rate,
+        lr_factor=(lambda step: 1 - step / steps) if decay else None,
+        on_loss=log,
+    )

@@ -78,7 +78,7 @@ class MovieLens(Task):
     default_config = {
         "advantage": "recsys.bgae",
         "beta": 0.001,
-        "dynamic_sampling": True,
+        "group_filter": "zero_variance",
         "num_generations": 8,
         "max_completion_length": 8,
         "stop_strings": [],

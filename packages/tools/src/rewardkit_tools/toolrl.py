@@ -18,10 +18,17 @@ R_correct (eq. 3-6), G the ground-truth calls, P the predicted calls:
 Special cases: the exact call list → +3; a malformed predicted block → −3; a ground truth
 without a call → 0.
 
-Ablation options (paper §5): `granularity` fine / intermediate (parameter names and
-values of a call rewarded together, all or nothing) / coarse (the exact call list or
-nothing); `scale="dynamic"` interpolates the format and correctness ranges linearly over
-`schedule_steps` reward calls; `length_reward` adds min(think_words / 512, 1).
+Ablation options (paper §5), as the reference code (github.com/qiancheng0/ToolRL,
+verl/utils/reward_score/rlla.py) computes them:
+- `granularity`: "fine" (above); "intermediate": a ground-truth call scores 1 when a
+  predicted call equals it (name and parameters), else 0, against S_max = 1 + |G| (the
+  reference's INTERMEDIATEREWARD); "coarse": the exact call list (+3) or nothing (−3).
+- `scale="dynamic"` (the reference's SCHEDULEREWARD): over `schedule_steps` = 150 trainer
+  steps, format moves from [−2, 2] to [−1, 1] and correctness from [−2, 2] to [−3, 3]. Each
+  bound moves linearly toward a target (format: the static [0, 1]; correctness: [−3, 3])
+  at the rate that reaches it at step 150, and stops at its end value: format's low bound
+  reaches −1 at step 75 and stays there.
+- `length_reward` adds min(think_words / 512, 1).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import re
 from collections import Counter
 from typing import Any, Literal
 
+from rewardkit.rewards.lifecycle import RewardContext
 from rewardkit.types import RewardOutput, Sample
 from rewardkit_tools.toolrl_parse import (
     TAGS,
@@ -103,10 +111,10 @@ def same_calls(gt: list[dict[str, Any]], pred: list[dict[str, Any]]) -> bool:
 
 def call_match_score(g: dict[str, Any], p: dict[str, Any], granularity: Granularity) -> float:
     """param_score + value_score of predicted call p against ground-truth call g (fine);
-    all or nothing (1 + |params(g)| when the parameters are identical) for intermediate."""
+    all or nothing (1 when the parameters are identical) for intermediate."""
     gp, pp = g["parameters"], p["parameters"]
     if granularity == "intermediate":
-        return 1.0 + len(gp) if same_value(gp, pp) else 0.0
+        return 1.0 if same_value(gp, pp) else 0.0
     param_score = multiset_jaccard(list(gp), list(pp))
     value_score = sum(1.0 for k, v in gp.items() if k in pp and same_value(pp[k], v))
     return param_score + value_score
@@ -123,7 +131,9 @@ def correctness_fraction(
     if granularity == "coarse":
         return 0.0, {"exact": 0.0}
     r_name = multiset_jaccard([c["name"] for c in gt], [c["name"] for c in pred])
-    s_max = 1.0 + len(gt) + sum(len(g["parameters"]) for g in gt)
+    s_max = 1.0 + len(gt)  # intermediate: at most 1 per call
+    if granularity == "fine":
+        s_max += sum(len(g["parameters"]) for g in gt)
     used: set[int] = set()
     r_max = r_name
     for g in gt:
@@ -178,49 +188,73 @@ def think_words(completion: str) -> int:
 
 # -- scale schedule -------------------------------------------------------------------------
 class ScaleSchedule:
-    """Format and correctness ranges at a training step. "static": [0, 1] and [−3, 3].
-    "dynamic" (paper §5, reward dynamics): linear from the start ranges to the end ranges
-    over `steps` steps, then constant; defaults move the weight from format to correctness,
-    format [0, 2] → [0, 1], correctness [−2, 2] → [−3, 3], so R stays in [−3, 4]."""
+    """Format and correctness ranges at a trainer step. "static": [0, 1] and [−3, 3].
+
+    "dynamic" (paper §5, reward dynamics; the reference code's SCHEDULEREWARD): each bound
+    of each range moves linearly from its `*_start` value toward its `*_toward` value,
+    reaching it at `steps`, and stops at its `*_end` value (`*_toward` defaults to
+    `*_end`). Defaults are the reference's: format from [−2, 2] toward the static [0, 1],
+    stopping at [−1, 1] (the low bound stops at step 75); correctness from [−2, 2] to
+    [−3, 3] over 150 steps. R = format + correctness then lies in [−4, 4].
+    """
 
     def __init__(
         self,
         kind: Literal["static", "dynamic"] = "static",
-        steps: int = 100,
-        format_start: tuple[float, float] = (0.0, 2.0),
-        format_end: tuple[float, float] = (0.0, 1.0),
+        steps: int = 150,
+        format_start: tuple[float, float] = (-2.0, 2.0),
+        format_end: tuple[float, float] = (-1.0, 1.0),
         correct_start: tuple[float, float] = (-2.0, 2.0),
         correct_end: tuple[float, float] = (-3.0, 3.0),
+        format_toward: tuple[float, float] | None = (0.0, 1.0),
+        correct_toward: tuple[float, float] | None = None,
     ):
         if kind not in ("static", "dynamic"):
             raise ValueError(f"scale must be 'static' or 'dynamic', got {kind!r}")
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"schedule_steps must be a positive int, got {steps!r}")
+        format_toward = format_end if format_toward is None else format_toward
+        correct_toward = correct_end if correct_toward is None else correct_toward
+        pairs = {}
         for name, pair in [
             ("format_start", format_start),
             ("format_end", format_end),
+            ("format_toward", format_toward),
             ("correct_start", correct_start),
             ("correct_end", correct_end),
+            ("correct_toward", correct_toward),
         ]:
             if len(pair) != 2:
                 raise ValueError(f"{name} must be a (low, high) pair, got {pair!r}")
             lo, hi = float(pair[0]), float(pair[1])
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise ValueError(f"{name} must be a finite range (low < high), got {(lo, hi)}")
+            pairs[name] = (lo, hi)
+        for which in ("format", "correct"):
+            start, end, toward = (pairs[f"{which}_{k}"] for k in ("start", "end", "toward"))
+            for b in (0, 1):  # the end must lie between start and toward
+                if not min(start[b], toward[b]) <= end[b] <= max(start[b], toward[b]):
+                    raise ValueError(
+                        f"{which}_end {end} must lie between {which}_start {start} and "
+                        f"{which}_toward {toward}"
+                    )
         self.kind, self.steps = kind, steps
-        self.format_start, self.format_end = tuple(format_start), tuple(format_end)
-        self.correct_start, self.correct_end = tuple(correct_start), tuple(correct_end)
+        self.pairs = pairs
 
     def ranges(self, step: int) -> tuple[tuple[float, float], tuple[float, float]]:
-        """((format low, high), (correctness low, high)) at `step`."""
+        """((format low, high), (correctness low, high)) at trainer step `step`."""
         if self.kind == "static":
             return (0.0, 1.0), (-3.0, 3.0)
-        t = min(max(step, 0) / self.steps, 1.0)
-
-        def lerp(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
-            return (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
-
-        return lerp(self.format_start, self.format_end), lerp(self.correct_start, self.correct_end)
+        t = max(step, 0) / self.steps
+        out = []
+        for which in ("format", "correct"):
+            start, end, toward = (self.pairs[f"{which}_{k}"] for k in ("start", "end", "toward"))
+            bounds = []
+            for b in (0, 1):
+                value = start[b] + t * (toward[b] - start[b])
+                bounds.append(min(value, end[b]) if toward[b] >= start[b] else max(value, end[b]))
+            out.append((bounds[0], bounds[1]))
+        return out[0], out[1]
 
 
 # -- the rewards ----------------------------------------------------------------------------
@@ -237,16 +271,17 @@ def ground_truth_of(sample: Sample) -> str:
 class ToolRLReward:
     """`tools.toolrl`: R_format + R_correct (+ the optional length reward) per sample.
 
-    The dynamic scale counts steps itself: each call of the reward (one batch) is a step,
-    unless `set_step` is used. Rows with `meta['relevance']` accept any well-formed call to
-    one of `meta['function_names']`.
+    The dynamic scale follows the trainer step of the `RewardContext` the trainer passes
+    (step 0 without one), so evaluation batches and resampling rounds do not advance it and
+    a resumed run picks it up where it was. Rows with `meta['relevance']` accept any
+    well-formed call to one of `meta['function_names']`.
     """
 
     def __init__(
         self,
         granularity: Granularity = "fine",
         scale: Literal["static", "dynamic"] = "static",
-        schedule_steps: int = 100,
+        schedule_steps: int = 150,
         length_reward: bool = False,
         length_words: int = 512,
         format_weight: float = 1.0,
@@ -261,14 +296,10 @@ class ToolRLReward:
         self.schedule = ScaleSchedule(scale, schedule_steps, **schedule_ranges)
         self.length_reward, self.length_words = length_reward, length_words
         self.format_weight, self.correctness_weight = format_weight, correctness_weight
-        self.step = 0
 
-    def set_step(self, step: int) -> None:
-        self.step = step
-
-    def score(self, sample: Sample) -> RewardOutput:
+    def score(self, sample: Sample, step: int = 0) -> RewardOutput:
         gt = ground_truth_of(sample)
-        (f_lo, f_hi), (c_lo, c_hi) = self.schedule.ranges(self.step)
+        (f_lo, f_hi), (c_lo, c_hi) = self.schedule.ranges(step)
         fmt = f_lo + (f_hi - f_lo) * format_score(sample.completion, gt)
         names = sample.meta.get("function_names") if sample.meta.get("relevance") else None
         correct, info = correctness_score(
@@ -282,10 +313,11 @@ class ToolRLReward:
             info["length"] = length
         return RewardOutput(total, info=info)
 
-    def __call__(self, samples: list[Sample]) -> list[RewardOutput]:
-        out = [self.score(s) for s in samples]
-        self.step += 1
-        return out
+    def __call__(
+        self, samples: list[Sample], context: RewardContext | None = None
+    ) -> list[RewardOutput]:
+        step = 0 if context is None else context.step
+        return [self.score(s, step) for s in samples]
 
 
 class ToolRLFormatReward:

@@ -17,6 +17,7 @@ the runner kills every other process of the container.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import socket
@@ -35,7 +36,9 @@ from rewardkit_code.sandbox.base import (
 
 DEFAULT_IMAGE = "python:3.12-slim"
 BUILT_IMAGE = "rewardkit-code-sandbox:latest"  # what `sandbox build-image` makes
+log = logging.getLogger(__name__)
 LABEL = "rewardkit-code.sandbox"
+OWNER_LABEL = "rewardkit-code.owner"  # "<host>:<pid>" of the process that started it
 
 
 def docker_client(timeout: float = 10.0):
@@ -214,13 +217,49 @@ class DockerSandbox(Sandbox):
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             environment={"HOME": "/work", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
-            labels={LABEL: "1"},
+            labels={LABEL: "1", OWNER_LABEL: _owner()},
             detach=True,
         )
+
+        # a run killed by a signal cannot close its pool: its containers are removed here
+        reaped = remove_orphaned_containers(self.client)
+        if reaped:
+            log.info("removed %d sandbox containers of processes that have exited", reaped)
 
     def _start_worker(self) -> Worker:
         config = dict(self.config, name=f"rewardkit-sbx-{uuid.uuid4().hex[:12]}")
         return DockerWorker(self.client, self.image, config, self.startup_timeout)
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_orphaned_containers(client) -> int:
+    """Remove this host's sandbox containers whose starting process no longer exists (killed
+    by a signal, it could not close its pool). Containers of live processes, of other hosts
+    sharing the engine, and unlabelled ones are left alone."""
+    host = socket.gethostname()
+    removed = 0
+    for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
+        owner_host, _, pid = c.labels.get(OWNER_LABEL, "").rpartition(":")
+        if owner_host == host and pid.isdigit() and not _process_exists(int(pid)):
+            try:
+                c.remove(force=True)
+                removed += 1
+            except Exception as exc:  # noqa: BLE001 - removed meanwhile by another process
+                log.debug("could not remove orphaned container %s: %s", c.name, exc)
+    return removed
 
 
 def remove_stale_containers() -> int:

@@ -435,7 +435,8 @@ def io_test(proc, stdin, limit):
     reply = None
     try:
         started = proc.receive(deadline, seq, [out, err])
-        if started is not None and proc.note_copy(started):
+        if started is not None and "pid" in started:
+            proc.note_copy(started)  # (it may have exited and been reaped already)
             reply = proc.receive(deadline, seq, [out, err])
             if reply is not None:
                 _drain([out, err, *proc.outputs])

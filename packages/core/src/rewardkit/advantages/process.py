@@ -1,14 +1,25 @@
-"""`process`: outcome advantage plus the return-to-go of group-baselined process rewards.
+"""`process`: outcome advantage plus the return-to-go of baselined process rewards.
 
-The process part follows the process-supervision variant of GRPO (Shao et al. 2024,
-"DeepSeekMath", §4.1.3): every process reward is centred by the mean of all process
-rewards of its group, and a token's advantage sums the centred rewards at or after it.
-Here with a discount γ (default 1) counted in token positions:
+A token's process advantage is the (discounted) sum of the process rewards at or after it,
+minus a group baseline. With a discount γ (default 1) counted in token positions:
 
-    b_g     = mean of R_js over all reward positions (j, s) of the samples j in group g
-    c_is    = R_is − b_g   at a reward position of sample i, else 0
-    P_it    = Σ_{s ≥ t} γ^(s−t) · c_is                       (return-to-go)
+    P_it    = Σ_{s ≥ t} γ^(s−t) · R_is − b_i                 (return-to-go, baselined)
     A_it    = m_it · (A^outcome_it + P_it)
+
+`baseline` chooses b (the group g is i's prompt):
+
+- "sample" (default): b_g = mean over the samples j of g of their process return
+  G_j0 = Σ_s γ^s · R_js (from the first token), the same for every token. A baseline that does not count steps: with rewards
+  that are ≤ 0 per step (Clip, "On Designing Effective RL Reward at Training Time for LLM
+  Reasoning", Gao et al. 2024) or that telescope (Delta), repeating a step can never raise
+  an advantage, which is what those transforms exist for.
+- "step": the process-supervision variant of GRPO (Shao et al. 2024, "DeepSeekMath",
+  §4.1.3, without its std division): every process reward is centred by the mean of all
+  process rewards of its group, c_is = R_is − mean_{(j, s) in g} R_js, and
+  P_it = Σ_{s ≥ t} γ^(s−t) · c_is. Each reward position then adds −mean to the return, so
+  when the group's mean is < 0 (always, under Clip) a sample earns advantage by adding
+  steps: farming. Kept for comparison with DeepSeekMath; do not pair it with Clip/Delta.
+- "none": b = 0; the outcome estimator alone supplies the baseline.
 
 Reward positions: with `batch.token_rewards` (B, T), every policy token (m_it = 1) of the
 sample; a non-zero token reward on a token with m_it = 0 is an error (put environment
@@ -24,11 +35,12 @@ rewards should not also count them in the outcome score, or they are counted twi
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from rewardkit.advantages.base import AdvantageEstimator, check_batch, group_sum
+from rewardkit.advantages.base import AdvantageEstimator, check_batch, group_mean, group_sum
+from rewardkit.advantages.returns import returns_to_go
 from rewardkit.registry import ADVANTAGES
 from rewardkit.types import RolloutBatch
 
@@ -40,9 +52,15 @@ class ProcessAdvantage(AdvantageEstimator):
         outcome: str | None = "grpo",
         outcome_options: dict[str, Any] | None = None,
         gamma: float = 1.0,
+        baseline: Literal["sample", "step", "none"] = "sample",
     ):
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"process: gamma must be in [0, 1], got {gamma}")
+        if baseline not in ("sample", "step", "none"):
+            raise ValueError(
+                f"process: baseline must be 'sample', 'step' or 'none', got {baseline!r}"
+            )
+        self.baseline = baseline
         if outcome == "process":
             raise ValueError("process: the outcome estimator cannot be 'process' itself")
         self.gamma = float(gamma)
@@ -55,15 +73,15 @@ class ProcessAdvantage(AdvantageEstimator):
         check_batch(batch, "process")
         mask = batch.completion_mask > 0
         rewards, positions = _process_rewards(batch)
-        n_pos = group_sum(positions.sum(dim=1).double(), batch.groups)
-        total = group_sum((rewards * positions).sum(dim=1), batch.groups)
-        baseline = torch.where(n_pos > 0, total / n_pos.clamp(min=1), torch.zeros_like(total))
-        centred = (rewards - baseline[:, None]) * positions
-        to_go = torch.zeros_like(centred)
-        running = torch.zeros(centred.shape[0], dtype=centred.dtype, device=centred.device)
-        for t in reversed(range(centred.shape[1])):
-            running = centred[:, t] + self.gamma * running
-            to_go[:, t] = running
+        rewards = rewards * positions
+        if self.baseline == "step":
+            n_pos = group_sum(positions.sum(dim=1).double(), batch.groups)
+            total = group_sum(rewards.sum(dim=1), batch.groups)
+            mean = torch.where(n_pos > 0, total / n_pos.clamp(min=1), torch.zeros_like(total))
+            rewards = (rewards - mean[:, None]) * positions
+        to_go = returns_to_go(rewards, self.gamma)
+        if self.baseline == "sample" and to_go.shape[1]:  # the return from the first token
+            to_go = to_go - group_mean(to_go[:, 0], batch.groups)[:, None]
         adv = to_go
         if self.outcome is not None:
             adv = adv + self.outcome(batch).double()

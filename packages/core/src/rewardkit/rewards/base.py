@@ -35,17 +35,19 @@ class SampleReward:
         self.name = name or fn.__name__
         self.kwargs = kwargs
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.takes_context = "context" in inspect.signature(fn).parameters
         functools.update_wrapper(self, fn)
 
-    def __call__(self, samples: list[Sample]):
+    def __call__(self, samples: list[Sample], context: Any = None):
+        kwargs = {**self.kwargs, "context": context} if self.takes_context else self.kwargs
         if self.is_async:
-            return self._acall(samples)
-        return [self.fn(s, **self.kwargs) for s in samples]
+            return self._acall(samples, kwargs)
+        return [self.fn(s, **kwargs) for s in samples]
 
-    async def _acall(self, samples: list[Sample]):
+    async def _acall(self, samples: list[Sample], kwargs: dict[str, Any]):
         import asyncio
 
-        return list(await asyncio.gather(*(self.fn(s, **self.kwargs) for s in samples)))
+        return list(await asyncio.gather(*(self.fn(s, **kwargs) for s in samples)))
 
     def with_options(self, **kwargs: Any) -> SampleReward:
         """A copy with keyword arguments bound (used when a config passes options)."""
@@ -55,7 +57,8 @@ class SampleReward:
 def per_sample(fn: Callable[..., Any] | None = None, *, name: str | None = None):
     """Lift `fn(sample, **options) -> RewardOutput | float` to a batch `Reward`.
 
-    Usable bare (`@per_sample`) or with a name (`@per_sample(name="format")`).
+    Usable bare (`@per_sample`) or with a name (`@per_sample(name="format")`). A function
+    with a `context` parameter gets the trainer's `RewardContext` (step, phase).
     """
     if fn is None:
         return lambda f: SampleReward(f, name)

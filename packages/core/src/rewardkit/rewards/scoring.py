@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
-import threading
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,11 +19,15 @@ from typing import Any, Literal
 import torch
 
 from rewardkit.rewards.base import Reward
+from rewardkit.rewards.calling import (
+    NonFiniteReward,
+    RewardError,
+    check_outputs,
+    is_async,
+    run_sync,
+)
+from rewardkit.rewards.lifecycle import RewardContext, invoke
 from rewardkit.types import RewardOutput, Sample
-
-
-class RewardError(RuntimeError):
-    """A reward failed, timed out or returned something unusable."""
 
 
 @dataclass
@@ -41,21 +44,28 @@ class ScoreResult:
     raw: dict[str, list[float]]  # reward name -> per-sample score
     outputs: list[RewardOutput]  # merged per-sample outputs (score = total)
     errors: dict[str, int] = field(default_factory=dict)  # reward name -> failures zeroed
+    per_reward: dict[str, list[RewardOutput]] = field(default_factory=dict)  # name -> outputs
 
     def select(self, idx: list[int]) -> ScoreResult:
-        """The results of the samples at `idx` (dynamic sampling keeps some groups)."""
+        """The results of the samples at `idx` (a group filter keeps some groups)."""
         raw = {name: [values[i] for i in idx] for name, values in self.raw.items()}
-        return ScoreResult(self.total[idx], raw, [self.outputs[i] for i in idx])
+        per_reward = {name: [out[i] for i in idx] for name, out in self.per_reward.items()}
+        return ScoreResult(self.total[idx], raw, [self.outputs[i] for i in idx], {}, per_reward)
 
     @staticmethod
     def concat(results: list[ScoreResult]) -> ScoreResult:
         raw = {name: [v for r in results for v in r.raw[name]] for name in results[0].raw}
+        per_reward = {
+            name: [o for r in results for o in r.per_reward[name]]
+            for name in results[0].per_reward
+        }
         outputs = [o for r in results for o in r.outputs]
         errors: dict[str, int] = {}
         for r in results:
             for name, n in r.errors.items():
                 errors[name] = errors.get(name, 0) + n
-        return ScoreResult(torch.cat([r.total for r in results]), raw, outputs, errors)
+        total = torch.cat([r.total for r in results])
+        return ScoreResult(total, raw, outputs, errors, per_reward)
 
     def metrics(self) -> dict[str, float]:
         """Mean and std of each raw reward and of the total, plus error counts."""
@@ -89,16 +99,36 @@ class Scorer:
         self.rewards = rewards
         self.timeout = timeout
         self.on_error = on_error
-        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="reward")
+        self.max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self.thread_name = f"reward-{next(_SCORERS)}"  # this scorer's threads
         self.error_counts: dict[str, int] = {r.name: 0 for r in rewards}  # over the run
 
-    def __call__(self, samples: list[Sample]) -> ScoreResult:
-        if any(_is_async(r.reward) for r in self.rewards):
-            return run_sync(self.score(samples))
+    def __call__(
+        self, samples: list[Sample], context: RewardContext | None = None
+    ) -> ScoreResult:
+        """Score `samples` with every reward; rewards that take a `context` get this one."""
+        return self._score(samples, self.rewards, context)
+
+    def rescore(
+        self, samples: list[Sample], scored: ScoreResult, names: set[str],
+        context: RewardContext | None = None,
+    ) -> ScoreResult:
+        """`scored` with the rewards in `names` scored again (after they learned)."""
+        again = self._score(samples, [r for r in self.rewards if r.name in names], context)
+        per_reward = {**scored.per_reward, **again.per_reward}
+        errors = {**scored.errors, **again.errors}
+        return self._total(samples, per_reward, errors)
+
+    def _score(
+        self, samples: list[Sample], rewards: list[WeightedReward], context: RewardContext | None
+    ) -> ScoreResult:
+        if any(is_async(r.reward) for r in rewards):
+            return run_sync(self.score(samples, context, rewards))
         # all sync: the thread pool alone (an event loop per batch costs ~10 ms a step)
-        futures = [self.pool.submit(r.reward, samples) for r in self.rewards]
+        futures = [self.pool.submit(invoke, r.reward, samples, context) for r in rewards]
         results: list[Any] = []
-        for r, future in zip(self.rewards, futures, strict=True):
+        for r, future in zip(rewards, futures, strict=True):
             timeout = self._timeout(r)
             try:
                 values = future.result(timeout=timeout)
@@ -109,22 +139,27 @@ class Scorer:
                 results.append(RewardError(f"reward {r.name!r} timed out after {timeout}s"))
             except Exception as exc:  # noqa: BLE001 - handled by on_error in _combine
                 results.append(exc)
-        return self._combine(samples, results)
+        return self._combine(samples, rewards, results)
 
-    async def score(self, samples: list[Sample]) -> ScoreResult:
+    async def score(
+        self, samples: list[Sample], context: RewardContext | None = None,
+        rewards: list[WeightedReward] | None = None,
+    ) -> ScoreResult:
+        rewards = self.rewards if rewards is None else rewards
         results = await asyncio.gather(
-            *(self._one(r, samples) for r in self.rewards), return_exceptions=True
+            *(self._one(r, samples, context) for r in rewards), return_exceptions=True
         )
-        return self._combine(samples, results)
+        return self._combine(samples, rewards, results)
 
-    def _combine(self, samples: list[Sample], results: list[Any]) -> ScoreResult:
-        """Weighted sum of the rewards' outputs (or exceptions, handled by on_error)."""
-        raw: dict[str, list[float]] = {}
+    def _combine(
+        self, samples: list[Sample], rewards: list[WeightedReward], results: list[Any]
+    ) -> ScoreResult:
+        """The rewards' outputs (or exceptions, handled by on_error), weighted and summed."""
         per_reward: dict[str, list[RewardOutput]] = {}
         errors: dict[str, int] = {}
-        for r, res in zip(self.rewards, results, strict=True):
+        for r, res in zip(rewards, results, strict=True):
             if isinstance(res, BaseException):
-                if self.on_error == "raise" or isinstance(res, _NonFinite):
+                if self.on_error == "raise" or isinstance(res, NonFiniteReward):
                     raise res if isinstance(res, RewardError) else RewardError(
                         f"reward {r.name!r} failed: {type(res).__name__}: {res}"
                     ) from res
@@ -134,7 +169,16 @@ class Scorer:
                     samples
                 )
             per_reward[r.name] = res
-            raw[r.name] = [o.score for o in res]
+        if len(rewards) < len(self.rewards):  # a rescore: the caller merges
+            return ScoreResult(torch.zeros(0), {}, [], errors, per_reward)
+        return self._total(samples, per_reward, errors)
+
+    def _total(
+        self, samples: list[Sample], per_reward: dict[str, list[RewardOutput]],
+        errors: dict[str, int],
+    ) -> ScoreResult:
+        """Weighted sum of every reward's outputs, raw scores kept by name."""
+        raw = {r.name: [o.score for o in per_reward[r.name]] for r in self.rewards}
         total = torch.zeros(len(samples), dtype=torch.float64)
         for r in self.rewards:
             total += r.weight * torch.tensor(raw[r.name], dtype=torch.float64)
@@ -142,18 +186,20 @@ class Scorer:
             _merge(i, samples[i], self.rewards, per_reward, float(total[i]))
             for i in range(len(samples))
         ]
-        return ScoreResult(total.float(), raw, outputs, errors)
+        return ScoreResult(total.float(), raw, outputs, errors, per_reward)
 
     def _timeout(self, r: WeightedReward) -> float | None:
         return r.timeout if r.timeout is not None else self.timeout
 
-    async def _one(self, r: WeightedReward, samples: list[Sample]) -> list[RewardOutput]:
+    async def _one(
+        self, r: WeightedReward, samples: list[Sample], context: RewardContext | None
+    ) -> list[RewardOutput]:
         timeout = self._timeout(r)
         loop = asyncio.get_running_loop()
-        if _is_async(r.reward):
-            coro = r.reward(samples)
+        if is_async(r.reward):
+            coro = invoke(r.reward, samples, context)
         else:
-            coro = loop.run_in_executor(self.pool, r.reward, samples)
+            coro = loop.run_in_executor(self.pool, invoke, r.reward, samples, context)
         try:
             values = await asyncio.wait_for(coro, timeout)
         except TimeoutError:
@@ -163,20 +209,7 @@ class Scorer:
         return self._check(r, samples, values)
 
     def _check(self, r: WeightedReward, samples: list[Sample], values: Any) -> list[RewardOutput]:
-        """One output per sample, each with a finite score, or a RewardError."""
-        if not isinstance(values, list | tuple) or len(values) != len(samples):
-            got = len(values) if isinstance(values, list | tuple) else type(values).__name__
-            raise RewardError(
-                f"reward {r.name!r} must return one value per sample ({len(samples)}), got {got}"
-            )
-        outputs = [RewardOutput.coerce(v) for v in values]
-        for i, o in enumerate(outputs):
-            if not math.isfinite(o.score):
-                raise _NonFinite(
-                    f"reward {r.name!r} returned {o.score} for sample {i} "
-                    f"(group {samples[i].group}, completion {samples[i].completion[:80]!r})"
-                )
-        return outputs
+        return check_outputs(values, samples, f"reward {r.name!r}")
 
     def reward_stats(self) -> dict[str, float]:
         """Counters that rewards keep over the run (a reward may define `stats()`, e.g. a
@@ -190,20 +223,27 @@ class Scorer:
                         out[f"reward/{r.name}/{key}"] = float(value)
         return out
 
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The threads that run sync rewards: started on first use, again after `close`."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix=self.thread_name)
+        return self._pool
+
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the reward threads (a hung reward's thread is not waited for)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-class _NonFinite(RewardError):
-    """Never zeroed: a NaN reward is a bug to fix, not a flaky failure."""
-
-
-def _is_async(reward: Any) -> bool:
-    return (
-        inspect.iscoroutinefunction(reward)
-        or inspect.iscoroutinefunction(type(reward).__call__)
-        or getattr(reward, "is_async", False)  # a @per_sample async function
-    )
+_SCORERS = itertools.count()
 
 
 def _merge(
@@ -237,25 +277,3 @@ def _merge(
                     f"reward for sample {i}; step rewards can only be summed on the same steps"
                 )
     return RewardOutput(total, token_rewards=token, step_rewards=steps, step_ends=ends, info=info)
-
-
-def run_sync(coro):
-    """Run a coroutine from sync code, also when an event loop is already running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: dict[str, Any] = {}
-
-    def target():
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as exc:  # noqa: BLE001
-            box["error"] = exc
-
-    t = threading.Thread(target=target)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]

@@ -1,5 +1,5 @@
 """Reward transforms (registry "rewardkit.transforms"): batch rewards that wrap other
-rewards and reshape their scores (specs/core.md §3).
+rewards and reshape their scores.
 
 Each transform is a sync batch `Reward`: it calls the reward(s) it wraps (awaiting an async
 one), checks what they return, and answers one `RewardOutput` per sample whose `score` is
@@ -24,7 +24,8 @@ import numpy as np
 
 from rewardkit.registry import REWARDS, TRANSFORMS
 from rewardkit.rewards.base import Reward, build_reward
-from rewardkit.rewards.scoring import run_sync
+from rewardkit.rewards.calling import check_outputs, run_sync
+from rewardkit.rewards.lifecycle import RewardContext, invoke
 from rewardkit.types import RewardOutput, Sample
 
 MAX_PAR_REFERENCES = 10
@@ -46,28 +47,15 @@ def reward_name(reward: Any) -> str:
     return str(getattr(reward, "name", None) or getattr(reward, "__name__", type(reward).__name__))
 
 
-def call_reward(reward: Reward, samples: list[Sample], who: str) -> list[RewardOutput]:
-    """Score `samples` with a wrapped reward, sync or async; one finite output per sample."""
-    values = reward(samples)
+def call_reward(
+    reward: Reward, samples: list[Sample], who: str, context: RewardContext | None = None
+) -> list[RewardOutput]:
+    """Score `samples` with a wrapped reward, sync or async, passing the context on; one
+    finite output per sample."""
+    values = invoke(reward, samples, context)
     if inspect.isawaitable(values):
-
-        async def wait() -> Any:
-            return await values
-
-        values = run_sync(wait())
-    if not isinstance(values, list | tuple) or len(values) != len(samples):
-        got = len(values) if isinstance(values, list | tuple) else type(values).__name__
-        raise ValueError(
-            f"{who}: wrapped reward {reward_name(reward)!r} must return one value per sample "
-            f"({len(samples)}), got {got}"
-        )
-    outputs = [RewardOutput.coerce(v) for v in values]
-    for i, o in enumerate(outputs):
-        if not math.isfinite(o.score):
-            raise ValueError(
-                f"{who}: wrapped reward {reward_name(reward)!r} returned {o.score} for sample {i}"
-            )
-    return outputs
+        values = run_sync(values)
+    return check_outputs(values, samples, f"{who}: wrapped reward {reward_name(reward)!r}")
 
 
 def reference_scores(sample: Sample, key: str, i: int, who: str) -> list[float]:
@@ -131,8 +119,13 @@ class PAR:
         self.reference_key = reference_key
         self.name = f"par({reward_name(self.reward)})"
 
-    def __call__(self, samples: list[Sample]) -> list[RewardOutput]:
-        outputs = call_reward(self.reward, samples, "par")
+    def wrapped(self) -> list[Reward]:
+        return [self.reward]
+
+    def __call__(
+        self, samples: list[Sample], context: RewardContext | None = None
+    ) -> list[RewardOutput]:
+        outputs = call_reward(self.reward, samples, "par", context)
         result = []
         for i, (s, o) in enumerate(zip(samples, outputs, strict=True)):
             refs = reference_scores(s, self.reference_key, i, "par")
@@ -185,8 +178,13 @@ class LSC:
         self.names = _unique_names(self.rewards)
         self.name = f"lsc({', '.join(self.names)})"
 
-    def __call__(self, samples: list[Sample]) -> list[RewardOutput]:
-        per_reward = [call_reward(r, samples, "lsc") for r in self.rewards]
+    def wrapped(self) -> list[Reward]:
+        return list(self.rewards)
+
+    def __call__(
+        self, samples: list[Sample], context: RewardContext | None = None
+    ) -> list[RewardOutput]:
+        per_reward = [call_reward(r, samples, "lsc", context) for r in self.rewards]
         result = []
         for i, s in enumerate(samples):
             total, info = 0.0, {}
@@ -239,8 +237,13 @@ class Ensemble:
             return statistics.median(scores)
         return statistics.fmean(scores) - self.lam * statistics.pstdev(scores)
 
-    def __call__(self, samples: list[Sample]) -> list[RewardOutput]:
-        per_reward = [call_reward(r, samples, "ensemble") for r in self.rewards]
+    def wrapped(self) -> list[Reward]:
+        return list(self.rewards)
+
+    def __call__(
+        self, samples: list[Sample], context: RewardContext | None = None
+    ) -> list[RewardOutput]:
+        per_reward = [call_reward(r, samples, "ensemble", context) for r in self.rewards]
         result = []
         for i in range(len(samples)):
             scores = [outputs[i].score for outputs in per_reward]
@@ -267,7 +270,9 @@ class LengthCorrection:
         r̃ = r − g(len) + mean_{window} g(len_w)
 
     which removes the part of the reward that length explains while keeping its mean.
-    Each batch is added to the window first, then g is refit. `fit="poly"`: least-squares
+    Each training batch is added to the window first, then g is refit; an evaluation batch
+    (context phase "eval") is corrected with the fit of the window as it is and not added.
+    The window is the transform's state (`state_dict`), saved in checkpoints. `fit="poly"`: least-squares
     polynomial of `degree` (lowered to distinct lengths − 1 when there are few);
     `fit="binned"`: the window's distinct lengths cut into `bins` consecutive runs, g = the
     mean reward of each run placed at its mean length, linearly interpolated (constant
@@ -325,11 +330,17 @@ class LengthCorrection:
             means.append(y[inside].mean())
         return lambda lengths: np.interp(lengths, centres, means)
 
-    def __call__(self, samples: list[Sample]) -> list[RewardOutput]:
-        outputs = call_reward(self.reward, samples, "length_correction")
+    def wrapped(self) -> list[Reward]:
+        return [self.reward]
+
+    def __call__(
+        self, samples: list[Sample], context: RewardContext | None = None
+    ) -> list[RewardOutput]:
+        outputs = call_reward(self.reward, samples, "length_correction", context)
         lengths = [self.length(s, i) for i, s in enumerate(samples)]
         with self._lock:
-            self.window.extend(zip(lengths, (o.score for o in outputs), strict=True))
+            if context is None or context.phase == "train":  # eval batches use the fit as is
+                self.window.extend(zip(lengths, (o.score for o in outputs), strict=True))
             if len(self.window) < self.min_samples:
                 self.g = None
                 note = (
@@ -351,6 +362,16 @@ class LengthCorrection:
             )
             for o, f in zip(outputs, fitted, strict=True)
         ]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The window (saved in checkpoints: a resumed run corrects like an uninterrupted one)."""
+        with self._lock:
+            return {"window": [list(p) for p in self.window]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            self.window.clear()
+            self.window.extend((float(x), float(y)) for x, y in state["window"])
 
     def stats(self) -> dict[str, float]:
         """For logging: window size, whether a fit is active, mean fit, the length–reward
@@ -402,8 +423,13 @@ class PotentialShaping:
         self.potential, self.gamma, self.score = potential, float(gamma), score
         self.name = f"potential_shaping({reward_name(self.reward)})"
 
-    def __call__(self, samples: list[Sample]) -> list[RewardOutput]:
-        outputs = call_reward(self.reward, samples, "potential_shaping")
+    def wrapped(self) -> list[Reward]:
+        return [self.reward]
+
+    def __call__(
+        self, samples: list[Sample], context: RewardContext | None = None
+    ) -> list[RewardOutput]:
+        outputs = call_reward(self.reward, samples, "potential_shaping", context)
         result = []
         for i, (s, o) in enumerate(zip(samples, outputs, strict=True)):
             if o.step_rewards is None:

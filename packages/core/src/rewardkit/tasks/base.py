@@ -8,8 +8,9 @@ the config names others.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from rewardkit.envs import TextEnvironment
 from rewardkit.types import Prompt
 
 
@@ -24,6 +25,14 @@ class RewardSpec:
 
 class Task:
     """Subclass and register with `@TASKS.register("pkg.name")` or an entry point.
+
+    The constructor's keyword arguments are the task's options (`task_options` in a
+    config), checked against their type annotations before the task is built.
+
+    A multi-turn task sets `multi_turn = True` and defines `make_environment(row)`: the
+    trainer then plays episodes against the environments it makes, at most `max_turns`
+    actions and `max_episode_tokens` completion tokens (policy and environment tokens)
+    per episode; these limits are the task's settings (its options), nothing else's.
 
     Two optional hooks let a task take part in training beyond its data and rewards
     (`GRPOTrainer` calls them; the defaults do nothing):
@@ -40,9 +49,11 @@ class Task:
     """
 
     name: str = "task"
-    rewards: list[RewardSpec] = []
-    default_config: dict[str, Any] = {}  # trainer settings that suit this task
-    environment: str | None = None  # registry-free factory path for multi-turn tasks
+    rewards: ClassVar[list[RewardSpec]] = []
+    default_config: ClassVar[dict[str, Any]] = {}  # trainer settings that suit this task
+    multi_turn: bool = False  # True: episodes against `make_environment(row)`
+    max_turns: int = 1  # a multi-turn task's action limit per episode
+    max_episode_tokens: int = 512  # ... and its completion-token limit per episode
 
     def __init__(self, **options: Any):
         self.options = options
@@ -54,6 +65,10 @@ class Task:
     def prompt(self, row: dict[str, Any]) -> Prompt:
         """The prompt for one row: text, or chat messages."""
         return row["prompt"]
+
+    def make_environment(self, row: dict[str, Any]) -> TextEnvironment:
+        """A fresh environment for one episode of `row` (multi-turn tasks)."""
+        raise NotImplementedError(f"task {self.name!r} is single-turn: it has no environment")
 
     def prepare_policy(self, model: Any, tokenizer: Any, config: Any) -> tuple[Any, Any]:
         """The (model, tokenizer) GRPO starts from; `config` is the run's GRPOConfig."""

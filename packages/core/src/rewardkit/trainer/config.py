@@ -1,165 +1,159 @@
-"""GRPOConfig: every setting of a run, loadable from YAML and overridable with `key=value`.
+"""GRPOConfig: every setting of a run, typed (pydantic), loadable from YAML and `key=value`.
 
-Invalid configs fail here, before any model loads, with the offending key and the
-allowed values.
+    settings = the task's default_config < the YAML file < the `key=value` overrides
+
+merged first, then checked once: an unknown key is an error that suggests the closest known
+one, a wrong type or value names the key and what is allowed, all before any model loads.
+A config built in Python (`GRPOConfig(...)`) is checked the same way but gets no task
+defaults: what you write is what runs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(ValueError):
     """A config key or value is invalid."""
 
 
-@dataclass
-class GRPOConfig:
+# keys of older configs that now live elsewhere: the error says where
+RENAMED = {
+    "dynamic_sampling": "use `group_filter: zero_variance` (DAPO's dynamic sampling)",
+    "max_turns": "the turn limit is the task's: set task_options.max_turns",
+    "max_episode_tokens": "the episode's token limit is the task's: set "
+    "task_options.max_episode_tokens",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TransformSpec(_Strict):
+    """A reward transform wrapped around a reward: registry name and its options."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RewardEntry(_Strict):
+    """One reward of the run: registry name, weight, constructor options, transform."""
+
+    name: str
+    weight: float = 1.0
+    options: dict[str, Any] = Field(default_factory=dict)
+    transform: TransformSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _transform_by_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("transform"), str):
+            data = {**data, "transform": {"name": data["transform"]}}
+        return data
+
+
+class GRPOConfig(_Strict):
     # what to train, on what
     model: str = "tiny"  # a local path, a hub id (where reachable), or "tiny" (built from a config)
-    tiny_model: dict[str, Any] = field(default_factory=dict)  # options of rewardkit.tiny
+    tiny_model: dict[str, Any] = Field(default_factory=dict)  # options of rewardkit.tiny
     task: str = "core.arith"
-    task_options: dict[str, Any] = field(default_factory=dict)
-    rewards: list[dict[str, Any]] | None = None  # [{name, weight, options, transform}] or task's
+    task_options: dict[str, Any] = Field(default_factory=dict)  # checked against the task
+    rewards: list[RewardEntry] | None = None  # None: the task's rewards
     advantage: str = "grpo"
-    advantage_options: dict[str, Any] = field(default_factory=dict)
+    advantage_options: dict[str, Any] = Field(default_factory=dict)
 
     # sampling
-    prompts_per_step: int = 8
-    num_generations: int = 8
-    max_prompt_length: int = 256
-    max_completion_length: int = 64
-    temperature: float = 1.0
-    top_p: float = 1.0
+    prompts_per_step: int = Field(8, ge=1)
+    num_generations: int = Field(8, ge=1)
+    max_prompt_length: int = Field(256, ge=1)
+    max_completion_length: int = Field(64, ge=1)  # a multi-turn task's limit per turn
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
     top_k: int = 0
-    stop_strings: list[str] = field(default_factory=list)
+    stop_strings: list[str] = Field(default_factory=list)
     backend: Literal["hf", "vllm"] = "hf"
-    max_turns: int = 1  # > 1 for multi-turn tasks with an environment
-    max_episode_tokens: int = 512  # token limit of a multi-turn completion
 
     # scoring
     reward_timeout: float = 60.0
     on_reward_error: Literal["raise", "zero"] = "raise"
-    dynamic_sampling: bool = False  # DAPO: drop zero-variance groups and sample more
-    max_resample_rounds: int = 3
+    group_filter: str | None = None  # keep only some prompt groups and sample more, e.g.
+    # zero_variance (DAPO's dynamic sampling) or math.accuracy_band (PRIME); rewardkit.filters
+    group_filter_options: dict[str, Any] = Field(default_factory=dict)
+    max_resample_rounds: int = Field(3, ge=0)
 
     # objective (TRL's definitions)
-    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
-    epsilon: float = 0.2
-    epsilon_high: float | None = None  # None: same as epsilon
-    beta: float = 0.0  # k3 KL to the reference model; 0 loads no reference model
-    num_iterations: int = 1
+    loss_type: str = "dapo"  # a registered loss: grpo, bnpo, dr_grpo, dapo, gspo (rewardkit.losses)
+    epsilon: float = Field(0.2, ge=0, lt=1)
+    epsilon_high: float | None = Field(None, ge=0)  # None: same as epsilon
+    beta: float = Field(0.0, ge=0)  # k3 KL to the reference model; 0 loads no reference model
+    num_iterations: int = Field(1, ge=1)
     mask_truncated_completions: bool = False
 
     # optimisation
     learning_rate: float = 1e-5
     lr_scheduler: Literal["constant", "linear", "cosine", "constant_with_warmup"] = "constant"
-    warmup_steps: int = 0
+    warmup_steps: int = Field(0, ge=0)
     weight_decay: float = 0.0
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    adam_betas: tuple[float, float] = (0.9, 0.99)
     max_grad_norm: float = 1.0
-    micro_batch_tokens: int = 8192  # token budget of one forward/backward
+    micro_batch_tokens: int = Field(8192, ge=1)  # token budget of one forward/backward
     packing: bool | None = None  # padding-free micro-batches; None: packed only where the
     # attention kernel is varlen (flash-attention), else right-padded (sdpa builds a dense
     # block-diagonal mask over a packed row: more work than padding short sequences)
     share_prompts: bool = False  # each distinct prompt runs once per micro-batch, its KV
     # cache shared by the group's completions (rewardkit.shared_prompt): fewer tokens when
     # prompts are long next to completions, as with chat templates
-    max_steps: int = 100
+    max_steps: int = Field(100, ge=0)
     seed: int = 0
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     gradient_checkpointing: bool = False
 
     # PEFT (LoRA when lora_r > 0)
-    lora_r: int = 0
+    lora_r: int = Field(0, ge=0)
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_target_modules: list[str] | str = "all-linear"
 
     # evaluation, logging, checkpoints
-    eval_every: int = 0  # steps; 0 = only before and after training
-    eval_size: int = 64
+    eval_every: int = Field(0, ge=0)  # steps; 0 = only before and after training
+    eval_size: int = Field(64, ge=0)
     eval_correct_threshold: float = 1.0  # a held-out sample is correct when the task's
     # accuracy reward scores at least this
     output_dir: str = "runs/rewardkit"
-    report_to: list[str] = field(default_factory=lambda: ["jsonl", "tensorboard"])
-    log_completions_every: int = 10  # steps; 0 = never
-    save_every: int = 0  # steps; 0 = only at the end
+    report_to: list[Literal["jsonl", "tensorboard", "wandb"]] = Field(
+        default_factory=lambda: ["jsonl", "tensorboard"]
+    )
+    log_completions_every: int = Field(10, ge=0)  # steps; 0 = never
+    save_every: int = Field(0, ge=0)  # steps; 0 = only at the end
     resume_from: str | None = None  # a checkpoint folder, or "latest"
     progress: bool = True
 
-    def __post_init__(self) -> None:
-        # keys the user set (YAML / overrides); the task's default_config fills the others.
-        # None (a config built in Python) means: apply no task defaults.
-        self.explicit_keys: frozenset[str] | None = None
-        self.validate()
+    def __init__(self, **data: Any):
+        _check_keys(data, type(self).model_fields, "config key")
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(describe(exc)) from None
 
-    def apply_task_defaults(self, defaults: dict[str, Any]) -> None:
-        """Settings that suit the task (its `default_config`), under what the user set."""
-        if self.explicit_keys is None:
-            return
-        names = {f.name for f in dataclasses.fields(self)}
-        for key, value in defaults.items():
-            if key not in names:
-                raise ConfigError(f"the task's default_config has an unknown key {key!r}")
-            if key not in self.explicit_keys:
-                setattr(self, key, value)
-        self.validate()
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise ConfigError(describe(exc)) from None
 
-    # -- validation --------------------------------------------------------------------
-    def validate(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, str) and float in _members(_hints()[f.name]):
-                try:  # YAML reads 5e-4 (no dot) as a string
-                    setattr(self, f.name, float(value))
-                except ValueError:
-                    pass
-            _check_type(f.name, getattr(self, f.name), _hints()[f.name])
-        positive = (
-            "prompts_per_step", "num_generations", "max_completion_length", "max_prompt_length",
-            "num_iterations", "micro_batch_tokens", "max_turns", "max_episode_tokens",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps < 0:
-            raise ConfigError(f"max_steps must be >= 0, got {self.max_steps}")
-        if not 0 <= self.epsilon < 1:
-            raise ConfigError(f"epsilon must be in [0, 1), got {self.epsilon}")
-        if self.epsilon_high is not None and self.epsilon_high < 0:
-            raise ConfigError(f"epsilon_high must be >= 0, got {self.epsilon_high}")
-        if self.beta < 0:
-            raise ConfigError(f"beta must be >= 0, got {self.beta}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.rewards is not None:
-            for i, spec in enumerate(self.rewards):
-                if not isinstance(spec, dict) or "name" not in spec:
-                    raise ConfigError(f"rewards[{i}] must be a mapping with a 'name', got {spec!r}")
-                extra = set(spec) - {"name", "weight", "options", "transform"}
-                if extra:
-                    raise ConfigError(
-                        f"rewards[{i}] has unknown keys {sorted(extra)}; allowed: name, weight, "
-                        f"options, transform"
-                    )
+    @model_validator(mode="after")
+    def _consistent(self) -> GRPOConfig:
+        if self.group_filter is not None and self.num_generations < 2:
+            raise ValueError("group_filter needs num_generations >= 2")
         if self.share_prompts and self.packing:
-            raise ConfigError("share_prompts and packing are two micro-batch layouts: set one")
-        if self.dynamic_sampling and self.num_generations < 2:
-            raise ConfigError("dynamic_sampling needs num_generations >= 2")
-        bad = set(self.report_to) - {"jsonl", "tensorboard", "wandb"}
-        if bad:
-            raise ConfigError(f"report_to: unknown tracker(s) {sorted(bad)}; allowed: jsonl, tensorboard, wandb")
+            raise ValueError("share_prompts and packing are two micro-batch layouts: set one")
+        return self
 
     @property
     def epsilon_low(self) -> float:
@@ -172,34 +166,59 @@ class GRPOConfig:
     # -- loading -----------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GRPOConfig:
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=3)
-                hint = f" Did you mean {', '.join(close)}?" if close else ""
-                raise ConfigError(f"unknown config key {key!r}.{hint}")
-        config = cls(**data)
-        config.explicit_keys = frozenset(data)
-        return config
+        """The task's default_config under `data`, checked once."""
+        return cls.load(data=data)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] = ()) -> GRPOConfig:
-        """YAML file (optional) then `key=value` overrides (values parsed as YAML)."""
-        data: dict[str, Any] = {}
+    def load(
+        cls,
+        path: str | Path | None = None,
+        overrides: list[str] | tuple[str, ...] = (),
+        data: dict[str, Any] | None = None,
+    ) -> GRPOConfig:
+        """task defaults < YAML file (or `data`) < `key=value` overrides (values parsed as
+        YAML, dotted keys into mappings: task_options.digits=3), then one check."""
+        merged: dict[str, Any] = dict(data or {})
         if path is not None:
-            text = Path(path).read_text()
-            data = yaml.safe_load(text) or {}
-            if not isinstance(data, dict):
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            if not isinstance(loaded, dict):
                 raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
+            merged.update(loaded)
         for item in overrides:
             key, sep, value = item.partition("=")
             if not sep or not key:
                 raise ConfigError(f"override {item!r} must look like key=value")
-            _set_dotted(data, key.strip(), yaml.safe_load(value))
-        return cls.from_dict(data)
+            _set_dotted(merged, key.strip(), yaml.safe_load(value))
+        _check_keys(merged, cls.model_fields, "config key")
+        task = merged.get("task", cls.model_fields["task"].default)
+        return cls(**{**task_defaults(task), **merged})
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return self.model_dump(mode="json")
+
+
+def task_defaults(task: str) -> dict[str, Any]:
+    """The task's `default_config` (a class attribute), each key a known setting."""
+    if not isinstance(task, str):
+        raise ConfigError(f"task must be a registered task name, got {task!r}")
+    from rewardkit.registry import TASKS
+
+    defaults = dict(TASKS.get(task).default_config)
+    unknown = set(defaults) - set(GRPOConfig.model_fields)
+    if unknown:
+        raise ConfigError(f"task {task!r}: default_config has unknown keys {sorted(unknown)}")
+    return defaults
+
+
+def _check_keys(data: dict[str, Any], known: Any, what: str) -> None:
+    """Unknown keys are errors that name the closest known key."""
+    for key in data:
+        if key in RENAMED:
+            raise ConfigError(f"config key {key!r} was replaced: {RENAMED[key]}")
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"unknown {what} {key!r}.{hint}")
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -212,49 +231,61 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     data[parts[-1]] = value
 
 
-_HINTS: dict[str, Any] | None = None
+_TYPE_NAMES = {"str", "int", "float", "bool", "none", "list", "dict", "tuple", "TransformSpec"}
 
 
-def _hints() -> dict[str, Any]:
-    global _HINTS
-    if _HINTS is None:
-        _HINTS = typing.get_type_hints(GRPOConfig)
-    return _HINTS
+def _key_parts(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The config keys of an error location, without pydantic's union-member labels."""
+    return tuple(
+        p for p in loc if isinstance(p, int) or (p not in _TYPE_NAMES and "[" not in str(p))
+    )
 
 
-def _check_type(name: str, value: Any, hint: Any) -> None:
-    """Enough type checking to turn YAML mistakes into messages naming the key."""
-    origin = get_origin(hint)
-    if origin is Literal:
-        if value not in get_args(hint):
-            allowed = ", ".join(map(repr, get_args(hint)))
-            raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
-        return
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for arg in get_args(hint):
-            try:
-                _check_type(name, value, arg)
-                return
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[-1])
-    if hint is type(None):
-        if value is not None:
-            raise ConfigError(f"{name} must be null, got {value!r}")
-        return
-    base = origin or hint
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        return
-    if base is Any:
-        return
-    if base is int and isinstance(value, bool) or not isinstance(value, base):
-        raise ConfigError(f"{name} must be of type {_type_name(hint)}, got {value!r}")
+def _where(loc: tuple[Any, ...]) -> str:
+    """('rewards', 0, 'transform', 'k') -> rewards[0].transform.k"""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
-def _members(hint: Any) -> tuple[Any, ...]:
-    return get_args(hint) if get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+_KNOWN_FIELDS = {
+    "rewards": set(RewardEntry.model_fields),
+    "transform": set(TransformSpec.model_fields),
+}
 
 
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+def describe(exc: ValidationError) -> str:
+    """Pydantic's errors as one message per key, in rewardkit's words."""
+    lines = []
+    for err in exc.errors():
+        loc = _key_parts(err["loc"])
+        name, kind, got = _where(loc), err["type"], err.get("input")
+        ctx = err.get("ctx", {})
+        if kind == "extra_forbidden":
+            parent = _where(loc[:-1])
+            section = loc[-3] if len(loc) >= 3 and isinstance(loc[-2], int) else loc[-2]
+            known = _KNOWN_FIELDS.get(str(section), set(GRPOConfig.model_fields))
+            close = difflib.get_close_matches(str(loc[-1]), sorted(known), n=2)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            if section == "transform":
+                hint += " A transform's own settings go under its options."
+            lines.append(f"{parent}: unknown key {loc[-1]!r} (allowed: "
+                         f"{', '.join(sorted(known))}).{hint}")
+        elif kind == "literal_error":
+            lines.append(f"{name} must be one of {ctx.get('expected')}, got {got!r}")
+        elif kind in ("greater_than_equal", "greater_than", "less_than", "less_than_equal"):
+            op = {"greater_than_equal": ">=", "greater_than": ">", "less_than": "<",
+                  "less_than_equal": "<="}[kind]
+            bound = next(iter(ctx.values()))
+            lines.append(f"{name} must be {op} {bound}, got {got!r}")
+        elif kind.endswith(("_type", "_parsing")) and kind != "model_type":
+            want = kind.split("_")[0]
+            lines.append(f"{name} must be of type {want}, got {got!r}")
+        elif kind == "missing":
+            lines.append(f"{name} is required")
+        elif kind == "value_error":
+            lines.append(str(ctx.get("error", err["msg"])))
+        else:
+            lines.append(f"{name}: {err['msg']}, got {got!r}")
+    return "; ".join(dict.fromkeys(lines))

@@ -1,7 +1,8 @@
 """Process rank, world size and reductions, taken from torch.distributed.
 
 accelerate's own state is not trusted for this: under DeepSpeed on a CPU it reports one
-process while DeepSpeed runs several (specs/core.md §6). torch.distributed is the truth.
+process while DeepSpeed runs several (docs/training.md, "Distributed runs"). torch.distributed
+is the truth.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from accelerate.tracking import GeneralTracker
 
 
@@ -122,3 +123,39 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = str(v)
     return out
+
+
+class LossTotals:
+    """Per-token sums of one step's loss terms, kept on the device (no sync per
+    micro-batch) and read once at the end of the step."""
+
+    KEYS = ("loss", "clip", "kl", "entropy", "tokens")
+
+    def __init__(self, device: torch.device):
+        self.sums = {k: torch.zeros((), device=device) for k in self.KEYS}
+
+    def add(self, loss: torch.Tensor, token_loss: Any, entropy: torch.Tensor,
+            mask: torch.Tensor) -> None:
+        """One micro-batch: its weighted loss, and clip / KL / entropy over policy tokens."""
+        self.sums["loss"] += loss.detach()
+        self.sums["clip"] += (token_loss.clipped.float() * mask).sum()
+        self.sums["entropy"] += (entropy.detach() * mask).sum()
+        if token_loss.kl is not None:
+            self.sums["kl"] += (token_loss.kl * mask).sum()
+        self.sums["tokens"] += mask.sum()
+
+    def metrics(self, iterations: int) -> dict[str, float]:
+        s = {k: v.item() for k, v in self.sums.items()}
+        n = max(s["tokens"], 1.0)
+        return {"loss": s["loss"] / iterations, "clip_fraction": s["clip"] / n,
+                "entropy": s["entropy"] / n, "kl": s["kl"] / n}
+
+
+def advantage_metrics(adv: torch.Tensor, loss_mask: torch.Tensor) -> dict[str, float]:
+    """Mean, std and largest magnitude of the advantages on the tokens that train."""
+    a = adv[loss_mask > 0]
+    return {
+        "advantage/mean": a.mean().item() if a.numel() else 0.0,
+        "advantage/std": a.std().item() if a.numel() > 1 else 0.0,
+        "advantage/abs_max": a.abs().max().item() if a.numel() else 0.0,
+    }

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+from transformers import StoppingCriteria
 
+from rewardkit.chat import prompt_ids
 from rewardkit.data import left_pad
 from rewardkit.envs import TextEnvironment
 from rewardkit.types import Sample, Turn
@@ -29,6 +31,39 @@ class GenerationBackend(Protocol):
     def generate(
         self, prompts: list[list[int]], max_new_tokens: int, greedy: bool = False
     ) -> list[Generated]: ...
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Called after every training step with the trained policy."""
+        ...
+
+
+def make_backend(config: Any, tokenizer: Any, policy: Callable[[], torch.nn.Module]):
+    """The config's generation backend: "hf" (generate on the policy) or "vllm"."""
+    c = config
+    if c.backend == "vllm":
+        return VLLMGenerate(
+            c.model,
+            tokenizer,
+            temperature=c.temperature,
+            top_p=c.top_p,
+            top_k=c.top_k,
+            stop_strings=c.stop_strings,
+        )
+    return HFGenerate(policy, tokenizer, c.temperature, c.top_p, c.top_k, c.stop_strings)
+
+
+def encode_prompts(
+    tokenizer: Any, prompts: list[Any], max_prompt_length: int, task: str = "?"
+) -> tuple[list[list[int]], int]:
+    """Token ids of text prompts (or chat messages, through the chat template: an error
+    naming `task` when the tokenizer has none), each cut to its last max_prompt_length
+    tokens; and how many were cut."""
+    ids, cut = [], 0
+    for p in prompts:
+        tokens = prompt_ids(tokenizer, p, task)
+        cut += len(tokens) > max_prompt_length
+        ids.append(tokens[-max_prompt_length:])
+    return ids, cut
 
 
 class HFGenerate:
@@ -70,13 +105,17 @@ class HFGenerate:
                 do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k
             )
         if self.stop_strings:
-            kwargs.update(stop_strings=self.stop_strings, tokenizer=self.tokenizer)
+            stop = StopOnText(self.tokenizer, self.stop_strings, batch["input_ids"].shape[1])
+            kwargs.update(stopping_criteria=[stop])
         was_training = model.training
         model.eval()
         out = model.generate(**batch, **kwargs)
         model.train(was_training)
         completions = out[:, batch["input_ids"].shape[1] :].tolist()
         return [self._trim(ids, max_new_tokens) for ids in completions]
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Nothing to do: generation runs on the policy itself."""
 
     def _trim(self, ids: list[int], max_new_tokens: int) -> Generated:
         """Cut at the first end-of-sequence (kept), drop trailing padding."""
@@ -86,9 +125,29 @@ class HFGenerate:
             ids = ids[:-1]
         if len(ids) < max_new_tokens:  # stopped early: a stop string
             return Generated(ids, truncated=False)
-        text = self.tokenizer.decode(ids)
-        stopped = any(text.endswith(s) for s in self.stop_strings)
+        stopped = StopOnText(self.tokenizer, self.stop_strings, 0).stopped(ids)
         return Generated(ids, truncated=not stopped)
+
+
+class StopOnText(StoppingCriteria):
+    """A `generate` stopping criterion: a sequence is done once its last few generated tokens
+    decode (special tokens left out) to text that holds a stop string. transformers' own
+    `stop_strings` first indexes the whole vocabulary, which took minutes per process for
+    SmolLM2's 49k tokens on this CPU."""
+
+    TAIL_TOKENS = 8  # a stop string completes within the last few tokens
+
+    def __init__(self, tokenizer: Any, stop_strings: list[str], prompt_len: int):
+        self.tokenizer, self.stop_strings, self.prompt_len = tokenizer, stop_strings, prompt_len
+
+    def stopped(self, ids: list[int]) -> bool:
+        tail = self.tokenizer.decode(ids[-self.TAIL_TOKENS :], skip_special_tokens=True)
+        return any(s in tail for s in self.stop_strings)
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        generated = input_ids[:, self.prompt_len :].tolist()
+        done = [self.stopped(ids) for ids in generated]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 class VLLMGenerate:
@@ -112,7 +171,8 @@ class VLLMGenerate:
         self.tokenizer = tokenizer
         self.sampling = sampling
 
-    def load_weights(self, model: torch.nn.Module) -> None:
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """vLLM generates from its own copy of the weights: push the trained ones."""
         runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
         runner.model.load_weights(model.state_dict().items())
 
@@ -196,8 +256,19 @@ def multi_turn_rollout(
         env = make_env(rows[k])
         first = env.reset(rows[k], seed=seed + j)
         episodes.append(
-            dict(env=env, k=k, context=prompt_ids[k] + encode(first), ids=[], mask=[], turns=[],
-                 ret=0.0, done=False, truncated=False, info={}, first=first)
+            dict(
+                env=env,
+                k=k,
+                context=prompt_ids[k] + encode(first),
+                ids=[],
+                mask=[],
+                turns=[],
+                ret=0.0,
+                done=False,
+                truncated=False,
+                info={},
+                first=first,
+            )
         )
     for _ in range(max_turns):
         active = [e for e in episodes if not e["done"]]
@@ -211,14 +282,23 @@ def multi_turn_rollout(
             start = len(e["ids"])
             e["ids"] += ids
             e["mask"] += [1] * len(ids)
-            action = tokenizer.decode(ids, skip_special_tokens=True)
+            action = tokenizer.decode(ids)
             state = e["env"].state()
             result = e["env"].step(action)
             e["ret"] += result.reward
             e["info"] = result.info
             obs_ids = [] if result.done else encode(result.observation)
-            e["turns"].append(Turn(start, start + len(ids), action, result.observation, state,
-                                   result.reward))
+            e["turns"].append(
+                Turn(
+                    start,
+                    start + len(ids),
+                    action,
+                    result.observation,
+                    state,
+                    result.reward,
+                    e["env"].state(),
+                )
+            )
             e["ids"] += obs_ids
             e["mask"] += [0] * len(obs_ids)
             if result.done:

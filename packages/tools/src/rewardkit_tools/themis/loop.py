@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import torch
 
+from rewardkit_tools.themis.model import tokenize
 from rewardkit_tools.themis.tools import Tool
 from rewardkit_tools.themis.trace import (
     ASSISTANT,
@@ -99,7 +100,8 @@ def tool_loop(
 
 class HFGenerate:
     """Greedy continuation with a transformers causal LM, stopping at end-of-sequence or
-    `<start_observation>` (both single tokens), within the model's context length."""
+    `<start_observation>` (both single tokens), within the model's context length. The
+    context is `model.tokenize(text)`: BOS first, as in training and scoring."""
 
     def __init__(self, model, tokenizer, max_new_tokens: int = 128):
         self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
@@ -108,7 +110,7 @@ class HFGenerate:
 
     @torch.no_grad()
     def __call__(self, text: str) -> str:
-        ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        ids = torch.tensor([tokenize(self.tokenizer, text)])  # as in training and scoring
         budget = min(self.max_new_tokens, self.limit - ids.shape[1])
         if budget <= 0:
             return ""

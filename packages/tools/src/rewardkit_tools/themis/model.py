@@ -12,6 +12,7 @@ L_LM is the next-token loss over the assistant trace of both samples (tool calls
 
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,18 @@ class LossWeights:
         ]
 
 
+def tokenize(tokenizer, text: str) -> list[int]:
+    """The one tokenisation of a Themis text: BOS (when the tokenizer has one), then the
+    whole text's ids with no other special tokens added. Training (`encode`), scoring
+    (`ThemisRewardModel.reward`) and generation (`loop.HFGenerate`) all use it, so the
+    model sees the same ids for the same text in each: a byte-level BPE merges across
+    segment boundaries ("Answer: " + "42" is not "Answer: 42" tokenised piece by piece)."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if tokenizer.bos_token_id is not None:
+        ids.insert(0, tokenizer.bos_token_id)
+    return ids
+
+
 def encode(
     tokenizer,
     question: str,
@@ -55,21 +68,29 @@ def encode(
     """Token ids of one example and the LM weight of each token (as a prediction target).
 
     With include_trace=False the example has no tool calls and no rationale (a plain
-    reward model's input). Segments are tokenised one by one, so weights line up exactly.
+    reward model's input). The ids are `tokenize` of the whole text (what scoring and
+    generation see); a token's weight is that of the segment holding its last character
+    (a byte-level BPE token " 42" that starts with the prompt's space is an answer token).
+    Needs a fast tokenizer (character offsets).
     """
     weights = weights or LossWeights()
     trace = trace if include_trace else Trace()
-    ids: list[int] = []
-    lm_weights: list[float] = []
-    if tokenizer.bos_token_id is not None:
-        ids.append(tokenizer.bos_token_id)
-        lm_weights.append(0.0)
-    for kind, text in segments(
-        question, answer, trace, tokenizer.eos_token, include_rationale=include_trace
-    ):
-        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
-        ids += piece
-        lm_weights += [weights.of(kind, chosen)] * len(piece)
+    pieces = segments(question, answer, trace, tokenizer.eos_token, include_rationale=include_trace)
+    text = "".join(piece for _, piece in pieces)
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError("themis encode needs a fast tokenizer (character offsets)")
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ends, kinds, position = [], [], 0
+    for kind, piece in pieces:
+        position += len(piece)
+        ends.append(position)
+        kinds.append(kind)
+    ids = tokenize(tokenizer, text)
+    lm_weights = [0.0] * (len(ids) - len(encoded["input_ids"]))  # the BOS
+    for start, end in encoded["offset_mapping"]:
+        last = max(end - 1, start)
+        k = bisect.bisect_right(ends, last)
+        lm_weights.append(weights.of(kinds[min(k, len(kinds) - 1)], chosen))
     if max_length is not None and len(ids) > max_length:
         raise ValueError(f"example is {len(ids)} tokens, longer than max_length={max_length}")
     return ids, lm_weights
@@ -111,9 +132,7 @@ class ThemisRewardModel(nn.Module):
 
     @torch.no_grad()
     def reward(self, text: str) -> float:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if self.tokenizer.bos_token_id is not None:
-            ids = [self.tokenizer.bos_token_id, *ids]
+        ids = tokenize(self.tokenizer, text)
         limit = getattr(self.lm.config, "max_position_embeddings", len(ids))
         ids = torch.tensor([ids[-limit:]], device=self.value_head.weight.device)
         return self(ids, torch.ones_like(ids))[1].item()
