@@ -39,6 +39,7 @@ CALL_CATEGORIES = (
 IRRELEVANCE_CATEGORIES = ("irrelevance", "live_irrelevance")
 RELEVANCE_CATEGORIES = ("live_relevance",)
 CATEGORIES = CALL_CATEGORIES + IRRELEVANCE_CATEGORIES + RELEVANCE_CATEGORIES
+PROMPT_STYLES = ("toolrl", "compact", "demo")
 NO_CALL_RESPONSE = "None of the available functions can do this."
 OMIT = object()  # a parameter the ground truth leaves out
 
@@ -119,6 +120,60 @@ def compact_prompt(functions: list[dict[str, Any]]) -> str:
     return "Tools:\n" + "\n".join(lines) + "\nAnswer with <think>, <tool_call> and/or <response>."
 
 
+# The "demo" style, for small chat models (SmolLM2-135M-Instruct ignores the ToolRL system
+# prompt and answers in prose): a short instruction, one worked exchange on a made-up tool
+# (not a BFCL function), then the real question with its tools as one-line signatures.
+DEMO_SYSTEM = (
+    "You call functions. Answer with <think>a short thought</think> then <tool_call> with "
+    'one JSON line {"name": ..., "parameters": {...}} and </tool_call>.'
+)
+DEMO_USER = (
+    "Functions:\nget_weather(city: string, unit: string (optional)) - Get the weather of a "
+    "city\n\nQuestion: What is the weather in Paris in celsius?"
+)
+DEMO_ANSWER = (
+    "<think>The user wants the weather in Paris, so I call get_weather.</think>\n<tool_call>\n"
+    '{"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"}}\n</tool_call>'
+)
+
+
+def signature(function: dict[str, Any], description_chars: int = 100) -> str:
+    """One line per tool: `name(param: type (optional), ...) - first sentence`, with a
+    parameter's allowed values when the schema lists them (`enum`)."""
+    schema = function.get("parameters") or {}
+    required = set(schema.get("required", []))
+    params = []
+    for name, spec in schema.get("properties", {}).items():
+        spec = spec if isinstance(spec, dict) else {}
+        text = f"{name}: {spec.get('type', 'any')}"
+        if spec.get("enum"):
+            text += " one of " + json.dumps(spec["enum"], ensure_ascii=False)
+        if name not in required:
+            text += " (optional)"
+        params.append(text)
+    line = f"{function['name']}({', '.join(params)})"
+    description = (function.get("description") or "").split(". ")[0].strip()
+    if description:
+        line += " - " + description[:description_chars]
+    return line
+
+
+def demo_prompt(functions: list[dict[str, Any]], messages: list[dict[str, str]], extra: list[str]):
+    """Chat messages of the "demo" style; `extra` is the row's own system text, if any."""
+    tools = "Functions:\n" + "\n".join(signature(f) for f in functions) + "\n\nQuestion: "
+    first_user = next((i for i, m in enumerate(messages) if m["role"] == "user"), None)
+    if first_user is None:
+        raise ValueError("a BFCL question needs a user message")
+    messages = [dict(m) for m in messages]
+    messages[first_user]["content"] = tools + messages[first_user]["content"]
+    return [
+        {"role": "system", "content": "\n\n".join([DEMO_SYSTEM, *extra])},
+        {"role": "user", "content": DEMO_USER},
+        {"role": "assistant", "content": DEMO_ANSWER},
+        *messages,
+    ]
+
+
 def convert_row(
     row: dict[str, Any],
     category: str,
@@ -133,15 +188,20 @@ def convert_row(
     turns = row.get("question")
     if not isinstance(functions, list) or not isinstance(turns, list) or len(turns) != 1:
         raise ValueError(f"BFCL row {rid}: needs a function list and exactly one question turn")
-    if prompt_style not in ("toolrl", "compact"):
-        raise ValueError(f"prompt_style must be 'toolrl' or 'compact', got {prompt_style!r}")
-    system = (
-        toolrl_system_prompt(functions) if prompt_style == "toolrl" else compact_prompt(functions)
-    )
+    if prompt_style not in PROMPT_STYLES:
+        raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {prompt_style!r}")
     messages = [dict(m) for m in turns[0]]
     extra = [m["content"] for m in messages if m["role"] == "system"]
     messages = [m for m in messages if m["role"] != "system"]
-    prompt = [{"role": "system", "content": "\n\n".join([system, *extra])}, *messages]
+    if prompt_style == "demo":
+        prompt = demo_prompt(functions, messages, extra)
+    else:
+        system = (
+            toolrl_system_prompt(functions)
+            if prompt_style == "toolrl"
+            else compact_prompt(functions)
+        )
+        prompt = [{"role": "system", "content": "\n\n".join([system, *extra])}, *messages]
     out = {
         "id": rid,
         "category": category,
@@ -209,8 +269,9 @@ class BFCLTask(Task):
 
     BFCL has no training split; rows are split by a hash of their id (`test_fraction` of
     them to "test"); split "all" gives every row. Options: categories (default all
-    single-turn ones), prompt_style ("toolrl" system prompt, or "compact" for tiny
-    models), test_fraction, max_rows (per split, 0 = all).
+    single-turn ones), prompt_style ("toolrl" system prompt; "compact" for tiny models;
+    "demo" for small chat models: one worked exchange and one-line tool signatures),
+    test_fraction, max_rows (per split, 0 = all).
     """
 
     name = "tools.bfcl"

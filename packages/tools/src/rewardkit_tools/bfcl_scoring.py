@@ -10,6 +10,8 @@
   call; relevance rows accept any well-formed call to an offered function.
 
 Predictions are ToolRL-format completions (strings) or call lists, keyed by row id.
+`BFCLBinaryReward` (`tools.bfcl_binary`) turns the exact match (or acceptance) into a 0/1
+reward.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
+from rewardkit.types import RewardOutput
 from rewardkit_tools.bfcl import is_nested_spec
 from rewardkit_tools.toolrl import same_calls
 from rewardkit_tools.toolrl_parse import MalformedToolCall, has_tag, parse_tool_calls
@@ -136,3 +139,47 @@ def evaluate(
         k: {"n": float(n), "exact_match": e / n, "accuracy": a / n}
         for k, (n, e, a) in counts.items()
     }
+
+
+# -- the binary reward ----------------------------------------------------------------------
+CRITERIA = ("exact", "accepted")
+
+
+class BFCLBinaryReward:
+    """`tools.bfcl_binary`: 1 when the completion's calls are right, else 0 — the coarse
+    outcome reward that ToolRL's fine-grained reward is compared against (Qian et al.,
+    arXiv 2504.13958, §5: "coarse" granularity, here without the format term).
+
+    criterion "exact" (default): the call list equals the training ground truth (first
+    accepted values), in order, type-sensitive (`judge`'s exact match); "accepted":
+    BFCL-style acceptance (`calls_accepted`). The layout is not scored: text around the
+    `<tool_call>` block and a missing `<think>` cost nothing. A malformed block scores 0.
+    Needs the converted BFCL row as `sample.meta` (gt_calls, possible_answer, ...).
+    """
+
+    def __init__(self, criterion: str = "exact"):
+        if criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+        self.criterion = criterion
+
+    def score(self, sample: Any) -> RewardOutput:
+        row = sample.meta
+        missing = [k for k in ("gt_calls", "possible_answer", "function_names") if k not in row]
+        if missing:
+            raise KeyError(
+                f"tools.bfcl_binary needs a converted BFCL row as sample.meta; missing {missing}"
+            )
+        exact, accepted = judge(row, sample.completion)
+        hit = exact if self.criterion == "exact" else accepted
+        malformed = predicted_calls(sample.completion) is None
+        return RewardOutput(
+            float(hit),
+            info={
+                "exact": float(exact),
+                "accepted": float(accepted),
+                "malformed": float(malformed),
+            },
+        )
+
+    def __call__(self, samples: list[Any]) -> list[RewardOutput]:
+        return [self.score(s) for s in samples]
