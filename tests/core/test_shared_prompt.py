@@ -1,5 +1,6 @@
 """Shared-prompt micro-batches give the padded layout's log-probs, entropies and gradients."""
 
+import math
 import random
 
 import pytest
@@ -116,3 +117,19 @@ def test_trainer_runs_with_shared_prompts(tmp_path):
     assert len(steps) == 2 and all(h["micro_batches"] == 1 for h in steps)
     with pytest.raises(ConfigError, match="share_prompts and packing"):
         GRPOConfig(share_prompts=True, packing=True)
+
+
+def test_target_logprobs_by_hand_and_the_entropy_metric_outside_autograd():
+    from rewardkit.data import target_logprobs
+
+    logits = torch.tensor([[1.0, 2.0, 0.0], [0.5, 0.5, 0.5]], requires_grad=True)
+    logp, entropy = target_logprobs(logits, torch.tensor([1, 2]), 2.0, with_entropy=True)
+    # row 0: logits / 2 = [0.5, 1, 0]; log p(1) = 1 - log(e^0.5 + e^1 + e^0)
+    assert torch.allclose(logp, torch.tensor([1 - math.log(math.exp(0.5) + math.e + 1),
+                                              -math.log(3)]), atol=1e-6)
+    p0 = torch.softmax(torch.tensor([0.5, 1.0, 0.0]), -1)
+    assert torch.allclose(entropy, torch.stack([-(p0 * p0.log()).sum(), torch.tensor(math.log(3))]),
+                          atol=1e-6)
+    assert not entropy.requires_grad  # a metric: the backward keeps nothing for it
+    logp.sum().backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()

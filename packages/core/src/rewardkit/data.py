@@ -313,9 +313,22 @@ def completion_logprobs(
     logits = out.logits.reshape(num_rows * keep.numel(), -1)
     kept = (mb.target_positions // width) * keep.numel()
     kept = kept + torch.searchsorted(keep, mb.target_positions % width)
-    logprobs_all = torch.log_softmax(logits[kept].float() / temperature, dim=-1)
-    logprobs = logprobs_all.gather(-1, mb.target_ids[:, None]).squeeze(-1)
+    return target_logprobs(logits[kept], mb.target_ids, temperature, with_entropy)
+
+
+def target_logprobs(
+    logits: Tensor, targets: Tensor, temperature: float, with_entropy: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """log softmax(logits / temperature) at each row's target, shape (N,), float32; and the
+    entropy of each row's distribution when `with_entropy`. The entropy is a logged metric:
+    it is computed without autograd, in chunks of rows, so the backward pass keeps no
+    vocabulary-sized tensor for it (about 1 GB per tensor at 5k tokens of a 49k vocabulary)."""
+    logprobs_all = torch.log_softmax(logits.float() / temperature, dim=-1)
+    logprobs = logprobs_all.gather(-1, targets[:, None]).squeeze(-1)
     entropy = None
     if with_entropy:
-        entropy = -(logprobs_all.exp() * logprobs_all).sum(-1)
+        with torch.no_grad():
+            entropy = torch.cat(
+                [-(chunk.exp() * chunk).sum(-1) for chunk in logprobs_all.detach().split(512)]
+            )
     return logprobs, entropy

@@ -22,6 +22,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
+from rewardkit.data import target_logprobs
+
 
 @dataclass
 class SharedPromptBatch:
@@ -156,10 +158,5 @@ def shared_prompt_logprobs(
             **{name: cache},
         ).logits
         logits = torch.cat([logits, rest], dim=1)  # (R, Lc, V): column t predicts token t
-    picked = logits[mb.target_row, mb.target_col].float() / temperature
-    logprobs_all = torch.log_softmax(picked, dim=-1)
-    logprobs = logprobs_all.gather(-1, mb.target_ids[:, None]).squeeze(-1)
-    entropy = None
-    if with_entropy:
-        entropy = -(logprobs_all.exp() * logprobs_all).sum(-1)
-    return logprobs, entropy
+    return target_logprobs(logits[mb.target_row, mb.target_col], mb.target_ids, temperature,
+                           with_entropy)
