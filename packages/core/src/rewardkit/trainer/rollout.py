@@ -8,6 +8,8 @@ observation tokens get completion_mask 0, so the loss never trains on them.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,7 +20,10 @@ from transformers import StoppingCriteria
 from rewardkit.chat import prompt_ids
 from rewardkit.data import left_pad
 from rewardkit.envs import TextEnvironment
+from rewardkit.trainer.lora_merge import is_peft_model, merge_unsupported, merged_lora
 from rewardkit.types import Sample, Turn
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,7 +54,15 @@ def make_backend(config: Any, tokenizer: Any, policy: Callable[[], torch.nn.Modu
             top_k=c.top_k,
             stop_strings=c.stop_strings,
         )
-    return HFGenerate(policy, tokenizer, c.temperature, c.top_p, c.top_k, c.stop_strings)
+    return HFGenerate(
+        policy,
+        tokenizer,
+        c.temperature,
+        c.top_p,
+        c.top_k,
+        c.stop_strings,
+        merge_lora=c.merge_lora_for_generation,
+    )
 
 
 def encode_prompts(
@@ -67,7 +80,11 @@ def encode_prompts(
 
 
 class HFGenerate:
-    """transformers `generate` on the policy itself (always in sync with its weights)."""
+    """transformers `generate` on the policy itself (always in sync with its weights).
+
+    A LoRA policy generates with its adapters merged into the base weights (`merge_lora`,
+    rewardkit.trainer.lora_merge), restored exactly afterwards; where that cannot be done,
+    through the adapters, the reason logged once and kept in `merge_fallback`."""
 
     def __init__(
         self,
@@ -77,6 +94,7 @@ class HFGenerate:
         top_p: float = 1.0,
         top_k: int = 0,
         stop_strings: list[str] | None = None,
+        merge_lora: bool = True,
     ):
         self.model_fn = model_fn  # returns the unwrapped policy (it changes under PEFT/DDP)
         self.tokenizer = tokenizer
@@ -84,6 +102,9 @@ class HFGenerate:
         self.stop_strings = list(stop_strings or [])
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        self.merge_lora = merge_lora
+        self.merge_fallback: str | None = None  # why a LoRA policy generates unmerged
+        self.lora_merged = False  # whether the last generation ran merged
 
     @torch.no_grad()
     def generate(
@@ -109,10 +130,26 @@ class HFGenerate:
             kwargs.update(stopping_criteria=[stop])
         was_training = model.training
         model.eval()
-        out = model.generate(**batch, **kwargs)
-        model.train(was_training)
+        try:
+            with self._merged(model):
+                out = model.generate(**batch, **kwargs)
+        finally:
+            model.train(was_training)
         completions = out[:, batch["input_ids"].shape[1] :].tolist()
         return [self._trim(ids, max_new_tokens) for ids in completions]
+
+    def _merged(self, model: torch.nn.Module) -> contextlib.AbstractContextManager:
+        """`merged_lora` for a LoRA policy that merges; otherwise nothing."""
+        self.lora_merged = False
+        if not self.merge_lora or not is_peft_model(model) or self.merge_fallback:
+            return contextlib.nullcontext()
+        reason = merge_unsupported(model)
+        if reason is not None:
+            self.merge_fallback = reason
+            log.warning("LoRA policy generates through its adapters, unmerged: %s", reason)
+            return contextlib.nullcontext()
+        self.lora_merged = True
+        return merged_lora(model)
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Nothing to do: generation runs on the policy itself."""
