@@ -5,7 +5,8 @@ prompts (core.chat_arith two-digit sums through the chat template), same reward
 (core.last_number), group size, completion length, temperature, loss type (DAPO), learning
 rate, Adam settings, β = 0, seed; full fine-tune and LoRA (r 16, α 32, all linear layers).
 rewardkit runs with `share_prompts` (each chat prompt once per group in forward/backward;
-`--ablation` adds rewardkit's padded layout). Both run in float32 without gradient checkpointing (TRL's defaults, bf16 autocast and
+`--ablation` adds rewardkit's padded layout) and, with LoRA, generates with the adapters
+merged (`merge_lora_for_generation`; `--unmerged` adds a run without). Both run in float32 without gradient checkpointing (TRL's defaults, bf16 autocast and
 gradient checkpointing, are switched off: rewardkit does neither here, and they change the
 work done). Each (trainer, mode) runs in its own subprocess with the same torch thread
 count, alternating the order, so each peak RSS is its own. Reported per trainer and mode:
@@ -58,7 +59,9 @@ def task():
     return ChatArithmetic(digits=2, operators="+", train_size=2000, test_size=16)
 
 
-def run_rewardkit(model_dir: str, s: dict, lora: bool, share_prompts: bool = True) -> dict:
+def run_rewardkit(
+    model_dir: str, s: dict, lora: bool, share_prompts: bool = True, merge_lora: bool = True
+) -> dict:
     from rewardkit.trainer.config import GRPOConfig
     from rewardkit.trainer.trainer import GRPOTrainer
 
@@ -84,6 +87,7 @@ def run_rewardkit(model_dir: str, s: dict, lora: bool, share_prompts: bool = Tru
         lora_r=s["lora_r"] if lora else 0,
         lora_alpha=s["lora_alpha"],
         share_prompts=share_prompts,
+        merge_lora_for_generation=merge_lora,
     )
     trainer = GRPOTrainer(config)
     steps, cpu = [], []
@@ -191,7 +195,11 @@ def worker(args: argparse.Namespace) -> None:
         out = run_trl(args.model_dir, s, args.mode == "lora")
     else:
         out = run_rewardkit(
-            args.model_dir, s, args.mode == "lora", share_prompts=args.worker == "rewardkit"
+            args.model_dir,
+            s,
+            args.mode == "lora",
+            share_prompts=args.worker != "rewardkit_padded",
+            merge_lora=args.worker != "rewardkit_unmerged",
         )
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["torch_threads"] = torch.get_num_threads()
@@ -270,7 +278,15 @@ def main() -> None:
         action="store_true",
         help="also run rewardkit without share_prompts (padded micro-batches)",
     )
-    p.add_argument("--worker", choices=["rewardkit", "rewardkit_padded", "trl"])
+    p.add_argument(
+        "--unmerged",
+        action="store_true",
+        help="also run rewardkit (share_prompts) generating through unmerged LoRA adapters "
+        "(merge_lora_for_generation: false; LoRA mode only)",
+    )
+    p.add_argument(
+        "--worker", choices=["rewardkit", "rewardkit_padded", "rewardkit_unmerged", "trl"]
+    )
     p.add_argument("--mode", choices=["lora", "full"])
     p.add_argument("--model-dir")
     p.add_argument("--out")
@@ -293,6 +309,8 @@ def main() -> None:
         order = ["rewardkit", "trl"] if k % 2 == 0 else ["trl", "rewardkit"]
         if args.ablation:
             order.append("rewardkit_padded")
+        if args.unmerged and mode == "lora":
+            order.append("rewardkit_unmerged")
         for name in order:
             out = work / f"{name}-{mode}.json"
             cmd = [
@@ -346,14 +364,15 @@ def main() -> None:
             / theirs["completion_tokens_per_cpu_s"],
             "peak_rss_vs_trl": ours["peak_rss_mb"] / theirs["peak_rss_mb"],
         }
-        padded = result["runs"].get(f"rewardkit_padded-{mode}")
-        if padded:
-            result["ratios"][mode]["padded_tokens_per_s_vs_trl"] = (
-                padded["completion_tokens_per_s"] / theirs["completion_tokens_per_s"]
-            )
-            result["ratios"][mode]["padded_tokens_per_cpu_s_vs_trl"] = (
-                padded["completion_tokens_per_cpu_s"] / theirs["completion_tokens_per_cpu_s"]
-            )
+        for variant in ("padded", "unmerged"):
+            other = result["runs"].get(f"rewardkit_{variant}-{mode}")
+            if other:
+                result["ratios"][mode][f"{variant}_tokens_per_s_vs_trl"] = (
+                    other["completion_tokens_per_s"] / theirs["completion_tokens_per_s"]
+                )
+                result["ratios"][mode][f"{variant}_tokens_per_cpu_s_vs_trl"] = (
+                    other["completion_tokens_per_cpu_s"] / theirs["completion_tokens_per_cpu_s"]
+                )
     (ROOT / "results").mkdir(exist_ok=True)
     (ROOT / "results" / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result["ratios"], indent=1))

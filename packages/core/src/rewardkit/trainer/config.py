@@ -119,6 +119,9 @@ class GRPOConfig(_Strict):
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_target_modules: list[str] | str = "all-linear"
+    merge_lora_for_generation: bool = True  # generate with the adapters merged into the
+    # base weights (restored exactly after); off, or where it cannot be done (ZeRO-3,
+    # quantised bases, several adapters, DoRA: a logged reason), through the adapters
 
     # evaluation, logging, checkpoints
     eval_every: int = Field(0, ge=0)  # steps; 0 = only before and after training

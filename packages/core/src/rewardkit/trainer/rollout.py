@@ -10,6 +10,8 @@ observation tokens get completion_mask 0, so the loss never trains on them.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,7 +22,10 @@ from transformers import LogitsProcessor, StoppingCriteria
 from rewardkit.chat import prompt_ids
 from rewardkit.data import left_pad
 from rewardkit.envs import TextEnvironment
+from rewardkit.trainer.lora_merge import is_peft_model, merge_unsupported, merged_lora
 from rewardkit.types import Sample, Turn
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,7 +71,14 @@ def make_backend(
             stop_strings=c.stop_strings,
         )
     return HFGenerate(
-        policy, tokenizer, c.temperature, c.top_p, c.top_k, c.stop_strings, allowed=allowed
+        policy,
+        tokenizer,
+        c.temperature,
+        c.top_p,
+        c.top_k,
+        c.stop_strings,
+        allowed=allowed,
+        merge_lora=c.merge_lora_for_generation,
     )
 
 
@@ -110,7 +122,11 @@ class AllowedTokens(LogitsProcessor):
 
 class HFGenerate:
     """transformers `generate` on the policy itself (always in sync with its weights);
-    with `allowed`, only the tokens it allows are sampled (`AllowedTokens`)."""
+    with `allowed`, only the tokens it allows are sampled (`AllowedTokens`).
+
+    A LoRA policy generates with its adapters merged into the base weights (`merge_lora`,
+    rewardkit.trainer.lora_merge), restored exactly afterwards; where that cannot be done,
+    through the adapters, the reason logged once and kept in `merge_fallback`."""
 
     def __init__(
         self,
@@ -121,14 +137,18 @@ class HFGenerate:
         top_k: int = 0,
         stop_strings: list[str] | None = None,
         allowed: Allowed | None = None,
+        merge_lora: bool = True,
     ):
-        self.model_fn = model_fn
-        self.allowed = allowed  # returns the unwrapped policy (it changes under PEFT/DDP)
+        self.model_fn = model_fn  # returns the unwrapped policy (it changes under PEFT/DDP)
+        self.allowed = allowed
         self.tokenizer = tokenizer
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.stop_strings = list(stop_strings or [])
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        self.merge_lora = merge_lora
+        self.merge_fallback: str | None = None  # why a LoRA policy generates unmerged
+        self.lora_merged = False  # whether the last generation ran merged
 
     @torch.no_grad()
     def generate(
@@ -157,10 +177,26 @@ class HFGenerate:
             kwargs.update(logits_processor=[AllowedTokens(self.allowed, prompts, width)])
         was_training = model.training
         model.eval()
-        out = model.generate(**batch, **kwargs)
-        model.train(was_training)
+        try:
+            with self._merged(model):
+                out = model.generate(**batch, **kwargs)
+        finally:
+            model.train(was_training)
         completions = out[:, batch["input_ids"].shape[1] :].tolist()
         return [self._trim(ids, max_new_tokens) for ids in completions]
+
+    def _merged(self, model: torch.nn.Module) -> contextlib.AbstractContextManager:
+        """`merged_lora` for a LoRA policy that merges; otherwise nothing."""
+        self.lora_merged = False
+        if not self.merge_lora or not is_peft_model(model) or self.merge_fallback:
+            return contextlib.nullcontext()
+        reason = merge_unsupported(model)
+        if reason is not None:
+            self.merge_fallback = reason
+            log.warning("LoRA policy generates through its adapters, unmerged: %s", reason)
+            return contextlib.nullcontext()
+        self.lora_merged = True
+        return merged_lora(model)
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Nothing to do: generation runs on the policy itself."""

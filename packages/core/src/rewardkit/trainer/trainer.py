@@ -243,11 +243,14 @@ class GRPOTrainer:
         return mask
 
     def batch_metrics(self, samples: list[Sample], batch: RolloutBatch) -> dict[str, float]:
-        return {
+        metrics = {
             "completion_length": batch.completion_mask.sum(1).float().mean().item(),
             "truncated_fraction": sum(s.truncated for s in samples) / len(samples),
             "prompts_truncated": float(self.prompts_truncated),
         }
+        if self.config.lora_r > 0 and hasattr(self.backend, "lora_merged"):
+            metrics["lora_merged_generation"] = float(self.backend.lora_merged)  # 0: fallback
+        return metrics
 
     def log_completions(self, samples, scored: ScoreResult, adv, loss_mask) -> None:
         every = self.config.log_completions_every
