@@ -19,9 +19,9 @@ the advantage):
    same number of samples.
 3. Held-out success: `eval_episodes` sampled episodes (temperature 1: the policy being
    trained) on each of `eval_size` test layouts (seeds from 1,000,000, never used for
-   demonstrations or training), every `eval_every` steps, under a fixed sampling seed
-   (the same random numbers for every estimator at a step); greedy success at the start
-   and the end. References on the same layouts: uniformly random valid actions, the
+   demonstrations or training), at steps 0, `eval_at` and the last, under a fixed sampling
+   seed (the same random numbers for every estimator at a step); greedy success at the
+   start and the end. References on the same layouts: uniformly random valid actions, the
    flawed expert itself.
 
 `run` writes one JSON per (environment, seed, estimator) under
@@ -67,10 +67,10 @@ METHODS = {"grpo": "grpo", "gigpo": "agents.gigpo", "salt": "agents.salt"}
 # Environments: the compact local view; a turn limit with slack for one or two wrong turns.
 TASK_OPTIONS: dict[str, dict[str, Any]] = {
     "gridworld": {
-        "size": 5,
+        "size": 4,
         "wall_density": 0.1,
         "key": False,
-        "max_turns": 8,
+        "max_turns": 6,
         "max_episode_tokens": 768,
         "observation": "local",
     },
@@ -111,14 +111,15 @@ def load_config(env_name: str, method: str, args, seed: int, output_dir: str) ->
     )
 
 
-def held_out(trainer, rows, episodes: int, seed: int) -> dict[str, list[float]]:
-    """Per-layout sampled and greedy success, under a fixed sampling seed that leaves the
-    training random stream alone."""
+def held_out(trainer, rows, episodes: int, seed: int, greedy: bool) -> dict[str, list[float]]:
+    """Per-layout sampled (and, with `greedy`, greedy) success, under a fixed sampling seed
+    that leaves the training random stream alone."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        sampled = rollout_success(trainer, rows, episodes)
-        greedy = rollout_success(trainer, rows, 1, greedy=True)
-    return {"sampled": sampled, "greedy": greedy}
+        result = {"sampled": rollout_success(trainer, rows, episodes)}
+        if greedy:
+            result["greedy"] = rollout_success(trainer, rows, 1, greedy=True)
+    return result
 
 
 def run_seed(env_name: str, seed: int, args) -> None:
@@ -141,18 +142,18 @@ def run_seed(env_name: str, seed: int, args) -> None:
         seed=seed,
     )
     losses = warm_start(
-        model, tokenizer, demos.examples, args.sft_steps, batch_size=32, seed=seed
+        model, tokenizer, demos.examples, args.sft_steps, batch_size=args.sft_batch, seed=seed
     )
     warm = copy.deepcopy(model.state_dict())
     sft_seconds = time.perf_counter() - t0
     print(
-        f"[{env_name} s{seed}] warm start: {len(demos.examples)} examples from "
-        f"{demos.episodes} expert episodes (expert success {demos.expert_success:.2f}), "
+        f"[{env_name} s{seed}] warm start: {demos.episodes} expert episodes, {demos.actions} "
+        f"actions (expert success {demos.expert_success:.2f}), "
         f"loss {losses[0]:.3f} -> {sum(losses[-20:]) / 20:.3f}, {sft_seconds:.0f}s",
         flush=True,
     )
     warm_info = {
-        "demonstration_examples": len(demos.examples),
+        "demonstration_actions": demos.actions,
         "expert_episodes": demos.episodes,
         "expert_success_train": demos.expert_success,
         "wrong_turns_per_action": demos.wrong_turns / max(demos.actions, 1),
@@ -166,16 +167,20 @@ def run_seed(env_name: str, seed: int, args) -> None:
             config = load_config(env_name, method, args, seed, tmp)
             trainer = GRPOTrainer(config, model=policy, tokenizer=tokenizer)
             t1 = time.perf_counter()
-            evals = {0: held_out(trainer, test_rows, args.eval_episodes, seed)}
+            evals = {0: held_out(trainer, test_rows, args.eval_episodes, seed, greedy=True)}
             train_success, step_seconds = [], []
             with trainer.scorer:
                 while trainer.step < args.steps:
                     metrics = trainer.train_step()
                     train_success.append(metrics["reward/total/mean"])
                     step_seconds.append(metrics["time/step"])
-                    if trainer.step % args.eval_every == 0 or trainer.step == args.steps:
+                    if trainer.step in args.eval_at or trainer.step == args.steps:
                         evals[trainer.step] = held_out(
-                            trainer, test_rows, args.eval_episodes, seed + trainer.step
+                            trainer,
+                            test_rows,
+                            args.eval_episodes,
+                            seed + trainer.step,
+                            greedy=trainer.step == args.steps,
                         )
             seconds = time.perf_counter() - t1
         steps = sorted(evals)
@@ -186,7 +191,7 @@ def run_seed(env_name: str, seed: int, args) -> None:
             "advantage": config.advantage,
             "eval_steps": steps,
             "held_out_sampled": [evals[s]["sampled"] for s in steps],
-            "held_out_greedy": [evals[s]["greedy"] for s in steps],
+            "held_out_greedy_start_end": [evals[0]["greedy"], evals[steps[-1]]["greedy"]],
             "train_success": train_success,
             "step_seconds_mean": sum(step_seconds) / max(len(step_seconds), 1),
             "seconds": round(seconds, 1),
@@ -223,15 +228,18 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--eval-every", type=int, default=25)
-    p.add_argument("--eval-size", type=int, default=32, help="held-out layouts")
-    p.add_argument("--eval-episodes", type=int, default=4, help="sampled episodes per layout")
-    p.add_argument("--prompts-per-step", type=int, default=2)
+    p.add_argument(
+        "--eval-at", nargs="+", type=int, default=[10, 25, 50, 100, 150], help="(and 0, last)"
+    )
+    p.add_argument("--eval-size", type=int, default=64, help="held-out layouts")
+    p.add_argument("--eval-episodes", type=int, default=1, help="sampled episodes per layout")
+    p.add_argument("--prompts-per-step", type=int, default=1)
     p.add_argument("--num-generations", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--demo-layouts", type=int, default=256, help="training layouts")
     p.add_argument("--demo-episodes", type=int, default=2, help="expert episodes per layout")
-    p.add_argument("--sft-steps", type=int, default=600)
+    p.add_argument("--sft-steps", type=int, default=300)
+    p.add_argument("--sft-batch", type=int, default=16, help="expert episodes per SFT step")
     p.add_argument("--runs", default=str(RUNS), help="folder of the per-run JSON files")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -246,8 +254,13 @@ def main() -> None:
     command = "OMP_NUM_THREADS=1 uv run --no-sync python bench/agents_experiment.py " + " ".join(
         sys.argv[1:]
     )
-    report(runs, RESULTS / "agents_experiment", {e: references(e, args) for e in args.envs},
-           command, f"{platform.machine()} CPU, torch {torch.__version__}, 1 thread")
+    report(
+        runs,
+        RESULTS / "agents_experiment",
+        {e: references(e, args) for e in args.envs},
+        command,
+        f"{platform.machine()} CPU, torch {torch.__version__}, 1 thread",
+    )
 
 
 if __name__ == "__main__":

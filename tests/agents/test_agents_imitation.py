@@ -19,6 +19,7 @@ from rewardkit_agents.imitation import (
     expert_demonstrations,
     random_valid_success,
     rollout_success,
+    turn_contexts,
     warm_start,
 )
 from rewardkit_agents.planning import FlawedExpert, goal_distances, shortest_plan, state_graph
@@ -145,7 +146,8 @@ class ReplayBackend:
     took in exactly that context, and fails the test on a context it has not seen."""
 
     def __init__(self, examples):
-        self.actions = {tuple(context): action for context, action, _ in examples}
+        pairs = [pair for example in examples for pair in turn_contexts(example)]
+        self.actions = {tuple(context): action for context, action in pairs}
 
     def generate(self, prompts, max_new_tokens, greedy=False):
         out = []
@@ -161,7 +163,7 @@ def test_demonstrations_are_the_contexts_of_multi_turn_rollout():
     rows = task.rows("train")
     demos = expert_demonstrations(task, rows, tokenizer, 32, p_wrong=0.0)
     assert demos.episodes == 6 and demos.expert_success == 1.0 and demos.wrong_turns == 0
-    assert demos.actions == len(demos.examples) == 6 * 6  # 4x4 lakes: six moves S -> G
+    assert len(demos.examples) == 6 and demos.actions == 6 * 6  # 4x4 lakes: six moves S -> G
     # one layout at a time: two layouts can show the same local view and need other moves
     for row in rows:
         mine = expert_demonstrations(task, [row], tokenizer, 32, p_wrong=0.0).examples
@@ -179,10 +181,13 @@ def test_demonstrations_are_the_contexts_of_multi_turn_rollout():
             task.max_episode_tokens,
         )
         assert episode_successes(samples) == [[1.0]]
-    # and the supervised target of each example is the action word and <eos>
-    for context, action, labels in demos.examples:
-        assert tokenizer.decode(action[:-1]) in FrozenLakeEnv.actions
-        assert action[-1] == tokenizer.eos_token_id and len(labels) == len(context)
+    # the labelled tokens of each example are its actions, each ended by <eos>
+    for example in demos.examples:
+        pairs = turn_contexts(example)
+        assert len(pairs) == 6
+        for context, action in pairs:
+            assert tokenizer.decode(action[:-1]) in FrozenLakeEnv.actions
+            assert action[-1] == tokenizer.eos_token_id
 
 
 def test_flawed_demonstrations_fail_as_often_as_the_expert():
@@ -240,7 +245,7 @@ def test_warm_start_teaches_the_expert_action_of_each_context():
     task = FrozenLakeTask(num_train=1, max_turns=8, observation="local")
     rows = [{"env": "frozenlake", "map": LAKE, "env_options": dict(task.env_options)}]
     demos = expert_demonstrations(task, rows, tokenizer, 16, p_wrong=0.0, episodes_per_row=4)
-    losses = warm_start(model, tokenizer, demos.examples, steps=150, batch_size=8)
+    losses = warm_start(model, tokenizer, demos.examples, steps=150, batch_size=4)
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
     # the warm-started policy, greedy, walks the lake to the goal
     prompts, _ = encode_prompts(tokenizer, [task.prompt(rows[0])], 16)

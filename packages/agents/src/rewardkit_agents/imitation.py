@@ -7,9 +7,11 @@ reads the state (it beats random valid actions) and still fails often when it sa
 
 `expert_demonstrations` lays each expert episode out token by token exactly as core's
 `multi_turn_rollout` lays out an episode (the prompt cut to its last max_prompt_length
-tokens, the first observation, then per turn: action, <eos>, observation), and yields one
-supervised example per turn: (context ids, action ids + <eos>). `warm_start` trains on
-them with `rewardkit.sft.train_supervised`. `rollout_success` and `random_valid_success`
+tokens, the first observation, then per turn: action, <eos>, observation) as one
+supervised example whose labels are the action tokens (with their <eos>) and nothing
+else: one forward pass trains every turn of the episode, each on exactly the context the
+policy sees at that turn (causal attention). `turn_contexts` splits an example back into
+(context, action) pairs. `warm_start` trains with `rewardkit.sft.train_supervised`. `rollout_success` and `random_valid_success`
 measure success rates on rows (held-out layouts in the experiment).
 """
 
@@ -27,7 +29,7 @@ from rewardkit_agents.planning import FlawedExpert
 
 @dataclass
 class Demonstrations:
-    """Supervised examples from expert episodes, and what the expert did."""
+    """Supervised examples (one per expert episode), and what the expert did."""
 
     examples: list[Encoded] = field(default_factory=list)
     episodes: int = 0
@@ -63,22 +65,40 @@ def expert_demonstrations(
         expert = FlawedExpert(start, p_wrong, rng)
         for _ in range(episodes_per_row):
             env = copy.deepcopy(start)
-            context = prompt + tokenizer.encode(first, add_special_tokens=False)
+            ids = prompt + tokenizer.encode(first, add_special_tokens=False)
+            labels = [IGNORE] * len(ids)
             while not env.done:
                 action, wrong = expert.act(env.state())
                 action_ids = tokenizer.encode(action, add_special_tokens=False) + [eos]
-                demos.examples.append((list(context), action_ids, [IGNORE] * len(context)))
                 result = env.step(action)
-                context = context + action_ids
+                ids, labels = ids + action_ids, labels + action_ids
                 if not result.done:  # the rollout appends no observation after the end
-                    context = context + tokenizer.encode(
-                        result.observation, add_special_tokens=False
-                    )
+                    observation = tokenizer.encode(result.observation, add_special_tokens=False)
+                    ids, labels = ids + observation, labels + [IGNORE] * len(observation)
                 demos.wrong_turns += wrong
                 demos.actions += 1
+            # (ids, no completion, labels): sft.completion_loss trains the labelled tokens
+            demos.examples.append((ids, [], labels))
             demos.episodes += 1
             demos.successes += env.success
     return demos
+
+
+def turn_contexts(example: Encoded) -> list[tuple[list[int], list[int]]]:
+    """The (context ids, action ids) pairs of one episode example: each labelled span and
+    the tokens before it."""
+    ids, _, labels = example
+    pairs, k = [], 0
+    while k < len(ids):
+        if labels[k] == IGNORE:
+            k += 1
+            continue
+        end = k
+        while end < len(ids) and labels[end] != IGNORE:
+            end += 1
+        pairs.append((ids[:k], ids[k:end]))
+        k = end
+    return pairs
 
 
 def warm_start(
