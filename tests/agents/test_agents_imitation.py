@@ -185,7 +185,7 @@ def test_demonstrations_are_the_contexts_of_multi_turn_rollout():
     for example in demos.examples:
         pairs = turn_contexts(example)
         assert len(pairs) == 6
-        for context, action in pairs:
+        for _context, action in pairs:
             assert tokenizer.decode(action[:-1]) in FrozenLakeEnv.actions
             assert action[-1] == tokenizer.eos_token_id
 
