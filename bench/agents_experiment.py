@@ -1,25 +1,34 @@
-"""GRPO vs GiGPO vs SALT on the built-in text environments, tiny policy, CPU.
+"""GRPO vs GiGPO vs SALT on the grid world and FrozenLake: tiny policy, CPU, several seeds.
 
-    OMP_NUM_THREADS=1 uv run --no-sync python bench/agents_experiment.py [--envs gridworld frozenlake]
+    OMP_NUM_THREADS=1 uv run --no-sync python bench/agents_experiment.py run [--envs ...] [--seeds ...]
+    uv run --no-sync python bench/agents_experiment.py report
 
-Protocol (the same for the three estimators of an environment):
+Protocol, per environment and seed (the three estimators of a seed share everything but
+the advantage):
 
-1. A tiny character-level policy (`rewardkit.tiny`) is warm-started on a few
-   demonstrations: expert action sequences computed from the environment by breadth-first
-   search over copies of it (the shortest plan to success), laid out turn by turn exactly
-   as core's `multi_turn_rollout` lays out an episode (prompt tail, first observation,
-   then action, <eos>, observation, ...). One action per turn, the bare word ("up").
-   Supervised with `rewardkit.sft.supervised_warm_start` on (context, action) pairs.
-2. From that one warm-started checkpoint, `GRPOTrainer` runs the config of
-   configs/agents/ (gridworld_*.yaml, frozenlake_gigpo.yaml) with `advantage` set to
-   `grpo`, `agents.gigpo` (GiGPO, arXiv 2505.10978) or `agents.salt` (SALT, arXiv
-   2510.20022): same steps, prompts, generations, learning rate and seed.
-3. Success rate = greedy held-out success on test layouts (seeds from 1,000,000, never
-   seen in the demonstrations nor in training), every `eval_every` steps.
+1. Warm start. A tiny character-level policy (`rewardkit.tiny`, initialised from the
+   seed) imitates `FlawedExpert` (rewardkit_agents.planning): shortest paths, except that
+   at a junction it takes a wrong turn with probability `p_wrong`. Episodes on the
+   training layouts, laid out as `multi_turn_rollout` lays them out
+   (`rewardkit_agents.imitation`). The environments show the compact local view
+   (`observation="local"`: the target's offset and the four neighbours), which a tiny
+   model can learn to read; the world rendered as a grid it could not (issue 20).
+2. RL. From that one warm-started checkpoint, `GRPOTrainer.train_step` runs `steps` steps
+   with `advantage` = `grpo`, `agents.gigpo` (arXiv 2505.10978) or `agents.salt` (arXiv
+   2510.20022): same prompts per step, episodes per prompt, learning rate, seed, so the
+   same number of samples.
+3. Held-out success: `eval_episodes` sampled episodes (temperature 1: the policy being
+   trained) on each of `eval_size` test layouts (seeds from 1,000,000, never used for
+   demonstrations or training), at steps 0, `eval_at` and the last, under a fixed sampling
+   seed (the same random numbers for every estimator at a step); greedy success at the
+   start and the end. References on the same layouts: uniformly random valid actions, the
+   flawed expert itself.
 
-Writes bench/results/agents_experiment.{json,png,md}. Numbers are whatever the run gives:
-with a few hundred episodes per method on a tiny model, differences of a few held-out
-layouts are within noise (the .md says so).
+`run` writes one JSON per (environment, seed, estimator) under
+bench/results/agents_experiment_runs/ and skips those already there, so the experiment
+can be run in pieces. `report` gathers them into bench/results/agents_experiment.{json,png}
+with bootstrap CIs across seeds and layouts (`rewardkit_agents.stats`) and writes the
+tables of agents_experiment.md (its "Reading" section is written by hand).
 """
 
 from __future__ import annotations
@@ -28,7 +37,6 @@ import argparse
 import copy
 import json
 import platform
-import random
 import sys
 import tempfile
 import time
@@ -37,106 +45,64 @@ from typing import Any
 
 import torch
 
-from rewardkit.sft import supervised_warm_start
 from rewardkit.tiny import build_tiny_model
 from rewardkit.trainer.components import resolve
 from rewardkit.trainer.config import GRPOConfig
 from rewardkit.trainer.trainer import GRPOTrainer
-from rewardkit_agents.planning import shortest_plan
+from rewardkit_agents.imitation import (
+    expert_demonstrations,
+    random_valid_success,
+    rollout_success,
+    warm_start,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+RUNS = RESULTS / "agents_experiment_runs"
 CONFIGS = {
     "gridworld": ROOT / "configs" / "agents" / "gridworld_grpo.yaml",
     "frozenlake": ROOT / "configs" / "agents" / "frozenlake_gigpo.yaml",
 }
 METHODS = {"grpo": "grpo", "gigpo": "agents.gigpo", "salt": "agents.salt"}
-# Shorter episodes than the configs, so that three methods fit a shared CPU in minutes:
-# the grid world without a key (walk to the door) and a 6-turn limit.
-ENV_OVERRIDES: dict[str, dict[str, Any]] = {
+# Environments: the compact local view; a turn limit with slack for one or two wrong turns.
+TASK_OPTIONS: dict[str, dict[str, Any]] = {
     "gridworld": {
-        "task_options": {
-            "size": 4,
-            "wall_density": 0.1,
-            "key": False,
-            "max_turns": 6,
-            "max_episode_tokens": 512,
-        },
+        "size": 4,
+        "wall_density": 0.1,
+        "key": False,
+        "max_turns": 6,
+        "max_episode_tokens": 768,
+        "observation": "local",
     },
     "frozenlake": {
-        "task_options": {
-            "size": 4,
-            "p": 0.8,
-            "max_turns": 6,
-            "is_slippery": False,
-            "max_episode_tokens": 512,
-        },
+        "size": 4,
+        "p": 0.8,
+        "max_turns": 8,
+        "is_slippery": False,
+        "max_episode_tokens": 768,
+        "observation": "local",
     },
 }
+# wrong-turn probability of the flawed expert, chosen so that it succeeds about half the time
+P_WRONG = {"gridworld": 0.4, "frozenlake": 0.25}
 
 
-def demonstrations(
-    task, rows, tokenizer, max_prompt_length: int
-) -> tuple[list[tuple[str, str]], int]:
-    """(context text, action) pairs along the expert plan of each row, the context built
-    as `multi_turn_rollout` builds it (the prompt cut to its last max_prompt_length tokens),
-    and the number of rows that had a plan within the turn limit."""
-    eos = tokenizer.eos_token_id
-    pairs, used = [], 0
-    for row in rows:
-        env = task.make_environment(row)
-        first = env.reset(row, seed=0)
-        plan = shortest_plan(copy.deepcopy(env))
-        if plan is None:  # not solvable within max_turns: no demonstration
-            continue
-        used += 1
-        context = tokenizer(task.prompt(row))["input_ids"][-max_prompt_length:]
-        context = context + tokenizer.encode(first, add_special_tokens=False)
-        for action in plan:
-            pairs.append((tokenizer.decode(context), action))
-            result = env.step(action)
-            context = context + tokenizer.encode(action, add_special_tokens=False) + [eos]
-            context = context + tokenizer.encode(result.observation, add_special_tokens=False)
-        if not env.success:
-            raise RuntimeError(f"expert plan {plan} failed on row seed {row['seed']}")
-    return pairs, used
-
-
-def reference_rates(task, rows, episodes: int = 20, seed: int = 0) -> dict[str, float]:
-    """Held-out references: the share of layouts solvable within the turn limit (BFS), and
-    the success rate of uniformly random valid actions (`episodes` per layout)."""
-    rng = random.Random(seed)
-    solvable = wins = 0
-    for row in rows:
-        env = task.make_environment(row)
-        env.reset(row, seed=0)
-        solvable += shortest_plan(copy.deepcopy(env)) is not None
-        for _ in range(episodes):
-            trial = copy.deepcopy(env)
-            while not trial.done:
-                trial.step(rng.choice(trial.actions))
-            wins += trial.success
-    return {
-        "solvable_within_turn_limit": solvable / len(rows),
-        "random_valid_actions": wins / (len(rows) * episodes),
-    }
-
-
-def load_config(env_name: str, method: str, args, output_dir: str) -> GRPOConfig:
+def load_config(env_name: str, method: str, args, seed: int, output_dir: str) -> GRPOConfig:
     overrides = {
-        **ENV_OVERRIDES[env_name],
+        "task_options": TASK_OPTIONS[env_name],
         "advantage": METHODS[method],
         "advantage_options": {},
         "max_steps": args.steps,
-        "eval_every": args.eval_every,
-        "eval_size": args.eval_size,
+        "eval_every": 0,
         "prompts_per_step": args.prompts_per_step,
         "num_generations": args.num_generations,
         "learning_rate": args.lr,
+        "lr_scheduler": "constant_with_warmup",
+        "warmup_steps": 10,
         "max_completion_length": 8,  # one bare action word and <eos> per turn
-        "seed": args.seed,
+        "seed": seed,
         "output_dir": output_dir,
-        "report_to": ["jsonl"],
+        "report_to": [],
         "log_completions_every": 0,
         "progress": False,
     }
@@ -145,178 +111,156 @@ def load_config(env_name: str, method: str, args, output_dir: str) -> GRPOConfig
     )
 
 
-def run_environment(env_name: str, args) -> dict[str, Any]:
-    base = load_config(env_name, "grpo", args, "unused")
+def held_out(trainer, rows, episodes: int, seed: int, greedy: bool) -> dict[str, list[float]]:
+    """Per-layout sampled (and, with `greedy`, greedy) success, under a fixed sampling seed
+    that leaves the training random stream alone."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        result = {"sampled": rollout_success(trainer, rows, episodes)}
+        if greedy:
+            result["greedy"] = rollout_success(trainer, rows, 1, greedy=True)
+    return result
+
+
+def run_seed(env_name: str, seed: int, args) -> None:
+    base = load_config(env_name, "grpo", args, seed, "unused")
     task = resolve(base).task
+    test_rows = task.rows("test")[: args.eval_size]
+    runs = Path(args.runs)
+    todo = [m for m in args.methods if not (runs / f"{env_name}_s{seed}_{m}.json").exists()]
+    if not todo:
+        return
     t0 = time.perf_counter()
-    model, tokenizer = build_tiny_model(seed=args.seed, **base.tiny_model)
-    demo_rows = task.rows("train")[: args.demos]
-    pairs, used = demonstrations(task, demo_rows, tokenizer, base.max_prompt_length)
-    losses = supervised_warm_start(
-        model,
+    model, tokenizer = build_tiny_model(seed=seed, **base.tiny_model)
+    demos = expert_demonstrations(
+        task,
+        task.rows("train")[: args.demo_layouts],
         tokenizer,
-        pairs,
-        steps=args.sft_steps,
-        batch_size=16,
-        learning_rate=3e-3,
-        seed=args.seed,
-        progress=False,
+        base.max_prompt_length,
+        P_WRONG[env_name],
+        episodes_per_row=args.demo_episodes,
+        seed=seed,
+    )
+    losses = warm_start(
+        model, tokenizer, demos.examples, args.sft_steps, batch_size=args.sft_batch, seed=seed
     )
     warm = copy.deepcopy(model.state_dict())
     sft_seconds = time.perf_counter() - t0
     print(
-        f"[{env_name}] warm start: {len(pairs)} (context, action) pairs from {used} of "
-        f"{len(demo_rows)} layouts (the others have no plan within the turn limit), "
-        f"loss {losses[0]:.3f} -> {losses[-1]:.3f}, {sft_seconds:.0f}s",
+        f"[{env_name} s{seed}] warm start: {demos.episodes} expert episodes, {demos.actions} "
+        f"actions (expert success {demos.expert_success:.2f}), "
+        f"loss {losses[0]:.3f} -> {sum(losses[-20:]) / 20:.3f}, {sft_seconds:.0f}s",
         flush=True,
     )
-    references = reference_rates(task, task.rows("test")[: args.eval_size], seed=args.seed)
-    print(f"[{env_name}] held-out references: {references}", flush=True)
-    runs = {}
-    for method in args.methods:
-        policy, _ = build_tiny_model(seed=args.seed, **base.tiny_model)
+    warm_info = {
+        "demonstration_actions": demos.actions,
+        "expert_episodes": demos.episodes,
+        "expert_success_train": demos.expert_success,
+        "wrong_turns_per_action": demos.wrong_turns / max(demos.actions, 1),
+        "sft_loss_first_last20": [losses[0], sum(losses[-20:]) / 20],
+        "sft_seconds": round(sft_seconds, 1),
+    }
+    for method in todo:
+        policy, _ = build_tiny_model(seed=seed, **base.tiny_model)
         policy.load_state_dict(warm)
         with tempfile.TemporaryDirectory() as tmp:
-            config = load_config(env_name, method, args, tmp)
+            config = load_config(env_name, method, args, seed, tmp)
+            trainer = GRPOTrainer(config, model=policy, tokenizer=tokenizer)
             t1 = time.perf_counter()
-            history = GRPOTrainer(config, model=policy, tokenizer=tokenizer).train()
+            evals = {0: held_out(trainer, test_rows, args.eval_episodes, seed, greedy=True)}
+            train_success, step_seconds = [], []
+            with trainer.scorer:
+                while trainer.step < args.steps:
+                    metrics = trainer.train_step()
+                    train_success.append(metrics["reward/total/mean"])
+                    step_seconds.append(metrics["time/step"])
+                    if trainer.step in args.eval_at or trainer.step == args.steps:
+                        evals[trainer.step] = held_out(
+                            trainer,
+                            test_rows,
+                            args.eval_episodes,
+                            seed + trainer.step,
+                            greedy=trainer.step == args.steps,
+                        )
             seconds = time.perf_counter() - t1
-        evals = [(h["step"], h["eval/accuracy"]) for h in history if "eval/accuracy" in h]
-        train = [(h["step"], h["reward/total/mean"]) for h in history if "reward/total/mean" in h]
-        runs[method] = {
+        steps = sorted(evals)
+        record = {
+            "env": env_name,
+            "seed": seed,
+            "method": method,
             "advantage": config.advantage,
-            "eval_steps": [s for s, _ in evals],
-            "eval_success": [a for _, a in evals],
-            "train_success": [r for _, r in train],
+            "eval_steps": steps,
+            "held_out_sampled": [evals[s]["sampled"] for s in steps],
+            "held_out_greedy_start_end": [evals[0]["greedy"], evals[steps[-1]]["greedy"]],
+            "train_success": train_success,
+            "step_seconds_mean": sum(step_seconds) / max(len(step_seconds), 1),
             "seconds": round(seconds, 1),
+            "warm_start": warm_info,
+            "args": vars(args),
+            "task_options": TASK_OPTIONS[env_name],
+            "p_wrong": P_WRONG[env_name],
         }
-        print(
-            f"[{env_name}] {method:6s} held-out success {[round(a, 3) for _, a in evals]} "
-            f"({seconds:.0f}s)",
-            flush=True,
-        )
+        runs.mkdir(parents=True, exist_ok=True)
+        (runs / f"{env_name}_s{seed}_{method}.json").write_text(json.dumps(record))
+        mean = [round(sum(v) / len(v), 3) for v in record["held_out_sampled"]]
+        print(f"[{env_name} s{seed}] {method:6s} held-out {mean} ({seconds:.0f}s)", flush=True)
+
+
+def references(env_name: str, args) -> dict[str, Any]:
+    """Random valid actions and the flawed expert on the held-out layouts."""
+    base = load_config(env_name, "grpo", args, 0, "unused")
+    task = resolve(base).task
+    rows = task.rows("test")[: args.eval_size]
+    _, tokenizer = build_tiny_model(seed=0, **base.tiny_model)
+    expert = expert_demonstrations(
+        task, rows, tokenizer, base.max_prompt_length, P_WRONG[env_name], episodes_per_row=20
+    )
     return {
-        "config": str(CONFIGS[env_name].relative_to(ROOT)),
-        "task_options": base.task_options,
-        "task_options_used": ENV_OVERRIDES[env_name]["task_options"],
-        "held_out_references": references,
-        "demonstration_layouts": used,
-        "demonstration_layouts_tried": len(demo_rows),
-        "demonstration_pairs": len(pairs),
-        "sft_steps": args.sft_steps,
-        "sft_loss_first_last": [losses[0], losses[-1]],
-        "sft_seconds": round(sft_seconds, 1),
-        "runs": runs,
+        "random_valid_actions": random_valid_success(task, rows, 20),
+        "flawed_expert": expert.expert_success,
     }
-
-
-def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    envs = results["environments"]
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
-    for ax, (env_name, res) in zip(axes[0], envs.items(), strict=True):
-        for method, run in res["runs"].items():
-            ax.plot(run["eval_steps"], run["eval_success"], marker="o", label=method)
-        ref = res.get("held_out_references")
-        if ref:
-            ax.axhline(ref["random_valid_actions"], color="grey", ls="--", label="random actions")
-        ax.set_title(f"{env_name} (held-out layouts, greedy)")
-        ax.set_xlabel("GRPO step")
-        ax.set_ylabel("success rate")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
-def write_markdown(results: dict[str, Any], command: str, path: Path) -> None:
-    a = results["args"]
-    first_env = next(iter(results["environments"].values()))
-    steps = next(iter(first_env["runs"].values()))["eval_steps"]
-    lines = [
-        "# GRPO vs GiGPO vs SALT on the built-in environments (tiny policy, CPU)",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Machine: {results['machine']}; total {results['seconds']:.0f} s.",
-        "",
-        f"Tiny policy warm-started on BFS expert plans of {a['demos']} training layouts "
-        f"({a['sft_steps']} supervised steps), then {a['steps']} GRPO steps per method: "
-        f"{a['prompts_per_step']} prompts x {a['num_generations']} episodes per step, "
-        f"learning rate {a['lr']}, seed {a['seed']}, same warm-started weights. Success = "
-        f"greedy success on {a['eval_size']} held-out layouts (test seeds), every "
-        f"{a['eval_every']} steps. Curves: `agents_experiment.png`; numbers: "
-        "`agents_experiment.json`.",
-        "",
-        "Environments (shorter than configs/agents/ so that the run fits a shared CPU): "
-        + "; ".join(
-            f"{name} {res.get('task_options_used', res['task_options'])}"
-            for name, res in results["environments"].items()
-        )
-        + ".",
-        "",
-        f"| environment | method | held-out success at steps {' / '.join(map(str, steps))} "
-        "| mean train success | seconds |",
-        "|---|---|---|---|---|",
-    ]
-    for env_name, res in results["environments"].items():
-        ref = res.get("held_out_references")
-        if ref:
-            lines.append(
-                f"| {env_name} | (uniformly random valid actions) | "
-                f"{ref['random_valid_actions']:.2f} | | |"
-            )
-        for method, run in res["runs"].items():
-            curve = " / ".join(f"{x:.2f}" for x in run["eval_success"])
-            train = sum(run["train_success"]) / max(len(run["train_success"]), 1)
-            lines.append(
-                f"| {env_name} | {method} | {curve} | {train:.2f} | {run['seconds']:.0f} |"
-            )
-    lines += ["", "## Reading", "", results.get("reading", "(filled in by hand after the run)"), ""]
-    path.write_text("\n".join(lines))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--envs", nargs="+", default=["gridworld", "frozenlake"], choices=sorted(CONFIGS)
-    )
+    p.add_argument("what", choices=["run", "report"])
+    p.add_argument("--envs", nargs="+", default=list(CONFIGS), choices=sorted(CONFIGS))
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--eval-every", type=int, default=5)
-    p.add_argument("--eval-size", type=int, default=32)
-    p.add_argument("--prompts-per-step", type=int, default=4)
-    p.add_argument("--num-generations", type=int, default=4)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--demos", type=int, default=64, help="training layouts with an expert plan")
-    p.add_argument("--sft-steps", type=int, default=120)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(RESULTS / "agents_experiment"))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument(
+        "--eval-at", nargs="+", type=int, default=[10, 25, 50, 100, 150], help="(and 0, last)"
+    )
+    p.add_argument("--eval-size", type=int, default=64, help="held-out layouts")
+    p.add_argument("--eval-episodes", type=int, default=1, help="sampled episodes per layout")
+    p.add_argument("--prompts-per-step", type=int, default=1)
+    p.add_argument("--num-generations", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--demo-layouts", type=int, default=256, help="training layouts")
+    p.add_argument("--demo-episodes", type=int, default=2, help="expert episodes per layout")
+    p.add_argument("--sft-steps", type=int, default=300)
+    p.add_argument("--sft-batch", type=int, default=16, help="expert episodes per SFT step")
+    p.add_argument("--runs", default=str(RUNS), help="folder of the per-run JSON files")
     args = p.parse_args()
     torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    results: dict[str, Any] = {
-        "args": vars(args),
-        "machine": f"{platform.machine()} CPU, torch {torch.__version__}, 1 thread",
-        "environments": {},
-    }
-    for env_name in args.envs:
-        results["environments"][env_name] = run_environment(env_name, args)
-    results["seconds"] = round(time.perf_counter() - t0, 1)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    plot(results, out.with_suffix(".png"))
+    runs = Path(args.runs)
+    if args.what == "run":
+        for env_name in args.envs:
+            for seed in args.seeds:
+                run_seed(env_name, seed, args)
+        return
+    from agents_report import report  # bench/agents_report.py: CIs, PNG, tables
+
     command = "OMP_NUM_THREADS=1 uv run --no-sync python bench/agents_experiment.py " + " ".join(
         sys.argv[1:]
     )
-    write_markdown(results, command.strip(), out.with_suffix(".md"))
-    print(f"wrote {out}.json/.png/.md in {results['seconds']:.0f}s")
+    report(
+        runs,
+        RESULTS / "agents_experiment",
+        {e: references(e, args) for e in args.envs},
+        command,
+        f"{platform.machine()} CPU, torch {torch.__version__}, 1 thread",
+    )
 
 
 if __name__ == "__main__":

@@ -113,3 +113,26 @@ def test_gigpo_on_shared_anchor_states(rollout_batch):
             s = (x / 2) / (x / math.sqrt(2) + 1e-6)
             span = adv[i, turn.start : turn.end]
             assert torch.allclose(span, torch.full_like(span, sign * (e + s)), atol=1e-5)
+
+
+def test_an_action_ended_by_eos_is_the_action_without_it():
+    """A policy ends its action with <eos> (HFGenerate keeps it in the ids): the action the
+    environment parses is the decoded text without special tokens, so "right<eos>" is the
+    valid action "right", not an invalid one."""
+    from rewardkit.tiny import build_tokenizer
+    from rewardkit_agents import FrozenLakeTask
+
+    tok = build_tokenizer()
+    task = FrozenLakeTask(num_train=1, max_turns=2)
+    row = {"env": "frozenlake", "map": ["SFG"], "env_options": dict(task.env_options)}
+
+    class Right:
+        def generate(self, prompts, max_new_tokens, greedy=False):
+            ids = tok.encode("right", add_special_tokens=False) + [tok.eos_token_id]
+            return [Generated(ids, False) for _ in prompts]
+
+    (sample,) = multi_turn_rollout(
+        Right(), tok, task.make_environment, [row], [tok.encode("go")], ["go"], 1, 8, 2, 500
+    )
+    assert [t.action for t in sample.turns] == ["right", "right"]
+    assert sample.meta["episode"]["success"] and sample.meta["episode"]["invalid_actions"] == 0

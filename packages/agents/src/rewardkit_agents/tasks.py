@@ -83,7 +83,12 @@ class GridWorldTask(EnvironmentTask):
     name = "agents.gridworld"
     env_name = "gridworld"
     layout_options = {"size": 5, "wall_density": 0.2, "key": True}
-    env_defaults = {"max_turns": 15, "invalid_action_penalty": 0.0, "max_episode_tokens": 1024}
+    env_defaults = {
+        "max_turns": 15,
+        "invalid_action_penalty": 0.0,
+        "max_episode_tokens": 1024,
+        "observation": "grid",
+    }
 
 
 class FrozenLakeTask(EnvironmentTask):
@@ -97,4 +102,5 @@ class FrozenLakeTask(EnvironmentTask):
         "is_slippery": False,
         "invalid_action_penalty": 0.0,
         "max_episode_tokens": 1024,
+        "observation": "grid",
     }

@@ -14,6 +14,11 @@ Limits
 ------
 * Turn limit: `max_turns`, enforced here; the step that reaches it returns done=True
   with ``info["truncated"] = True``.
+* Observation: `observation="grid"` (default) shows the whole world (`render()`);
+  `observation="local"` (grid world and FrozenLake) shows a compact view instead: the
+  target's offset and what lies one step away in each direction (`local_view()`), e.g.
+  "door: 2 up 1 right" and "up wall, down open, left edge, right open". The state, the
+  rules and the rewards are the same; only the text the policy reads changes.
 * Token limit: `max_episode_tokens` (None = none) is *not* enforced by the environment,
   which never sees tokens. The rollout loop honours it: it stops the episode once the
   completion (policy and observation tokens together) reaches that many tokens, and
@@ -41,12 +46,14 @@ class TextEnv(ABC):
     name: str = "env"
     actions: tuple[str, ...] = ()
     aliases: dict[str, str] = {}
+    observations: tuple[str, ...] = ("grid",)  # the observation styles this env offers
 
     def __init__(
         self,
         max_turns: int = 20,
         invalid_action_penalty: float = 0.0,
         max_episode_tokens: int | None = None,
+        observation: str = "grid",
     ):
         if not isinstance(max_turns, int) or max_turns < 1:
             raise ValueError(f"max_turns must be a positive integer, got {max_turns!r}")
@@ -57,6 +64,12 @@ class TextEnv(ABC):
             )
         if max_episode_tokens is not None and max_episode_tokens < 1:
             raise ValueError(f"max_episode_tokens must be positive, got {max_episode_tokens}")
+        if observation not in self.observations:
+            raise ValueError(
+                f"{self.name}: observation must be one of {list(self.observations)}, "
+                f"got {observation!r}"
+            )
+        self.observation = observation
         self.max_turns = max_turns
         self.invalid_action_penalty = float(invalid_action_penalty)
         self.max_episode_tokens = max_episode_tokens
@@ -90,7 +103,7 @@ class TextEnv(ABC):
             observation, reward, terminated = self._apply(parsed.action)
         else:
             self.invalid_actions += 1
-            observation = f"Invalid action: {parsed.error}.\n\n{self.render()}"
+            observation = f"Invalid action: {parsed.error}.\n\n{self.view()}"
             reward, terminated = 0.0 - self.invalid_action_penalty, False
         truncated = not terminated and self.turns >= self.max_turns
         if truncated:
@@ -123,12 +136,35 @@ class TextEnv(ABC):
     def render(self) -> str:
         """The current world as text (no turn counters: equal states render equally)."""
 
+    def local_view(self) -> str:
+        """The compact view (`observation="local"`), for environments that offer one."""
+        raise NotImplementedError(f"{self.name} has no local view")
+
+    def view(self) -> str:
+        """What the policy sees of the current world: `render()` or `local_view()`."""
+        return self.local_view() if self.observation == "local" else self.render()
+
     def instructions(self) -> str:
         """The rules and the action format, for the task's prompt."""
         return (
             f"Answer each turn with exactly one action in the form <action>NAME</action>, "
             f"where NAME is one of: {', '.join(self.actions)}."
         )
+
+
+def describe_local(
+    target: str, agent: tuple[int, int], goal: tuple[int, int], around: dict[str, str]
+) -> str:
+    """The local view's text: "<target>: <rows> up|down <cols> left|right" (or "here"),
+    then what lies one step away in each direction, e.g. "up wall, down open"."""
+    dr, dc = goal[0] - agent[0], goal[1] - agent[1]
+    offset = []
+    if dr:
+        offset.append(f"{abs(dr)} {'down' if dr > 0 else 'up'}")
+    if dc:
+        offset.append(f"{abs(dc)} {'right' if dc > 0 else 'left'}")
+    neighbours = ", ".join(f"{move} {kind}" for move, kind in around.items())
+    return f"{target}: {' '.join(offset) or 'here'}\n{neighbours}"
 
 
 def require(row: dict[str, Any], key: str, kind: type | tuple[type, ...], env: str) -> Any:

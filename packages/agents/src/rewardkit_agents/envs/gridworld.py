@@ -21,7 +21,7 @@ import random
 from collections import deque
 from typing import Any
 
-from rewardkit_agents.envs.base import TextEnv, require
+from rewardkit_agents.envs.base import TextEnv, describe_local, require
 
 Cell = tuple[int, int]
 MOVES: dict[str, Cell] = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
@@ -79,6 +79,7 @@ class GridWorldEnv(TextEnv):
     name = "gridworld"
     actions = ("up", "down", "left", "right")
     aliases = {"north": "up", "south": "down", "west": "left", "east": "right"}
+    observations = ("grid", "local")
 
     def __init__(self, max_turns: int = 15, **kwargs: Any):
         super().__init__(max_turns=max_turns, **kwargs)
@@ -101,26 +102,26 @@ class GridWorldEnv(TextEnv):
         self.walls, self.agent = layout["walls"], layout["agent"]
         self.key, self.door = layout["key"], layout["door"]
         self.has_key = self.key is None
-        return self.render()
+        return self.view()
 
     def _apply(self, action: str) -> tuple[str, float, bool]:
         dr, dc = MOVES[action]
         target = (self.agent[0] + dr, self.agent[1] + dc)
         if not (0 <= target[0] < self.size and 0 <= target[1] < self.size):
-            return f"You hit the edge of the grid.\n\n{self.render()}", 0.0, False
+            return f"You hit the edge of the grid.\n\n{self.view()}", 0.0, False
         if target in self.walls:
-            return f"You walked into a wall.\n\n{self.render()}", 0.0, False
+            return f"You walked into a wall.\n\n{self.view()}", 0.0, False
         if target == self.door:
             if not self.has_key:
-                return f"The door is locked. Find the key first.\n\n{self.render()}", 0.0, False
+                return f"The door is locked. Find the key first.\n\n{self.view()}", 0.0, False
             self.agent = target
             self.success = True
-            return f"You opened the door. Success!\n\n{self.render()}", 1.0, True
+            return f"You opened the door. Success!\n\n{self.view()}", 1.0, True
         self.agent = target
         if target == self.key and not self.has_key:
             self.has_key = True
-            return f"You picked up the key.\n\n{self.render()}", 0.0, False
-        return f"You moved {action}.\n\n{self.render()}", 0.0, False
+            return f"You picked up the key.\n\n{self.view()}", 0.0, False
+        return f"You moved {action}.\n\n{self.view()}", 0.0, False
 
     def state(self) -> tuple[int, int, bool]:
         if not self._started:
@@ -148,6 +149,26 @@ class GridWorldEnv(TextEnv):
             return "\n".join(lines)
         carrying = "You carry the key." if self.has_key else "You do not have the key."
         return "\n".join(lines) + "\n" + carrying
+
+    def local_view(self) -> str:
+        """Offset of the key (until it is picked up) or the door, and the four neighbours:
+        edge, wall, key, door or open."""
+        around = {}
+        for move, (dr, dc) in MOVES.items():
+            cell = (self.agent[0] + dr, self.agent[1] + dc)
+            if not (0 <= cell[0] < self.size and 0 <= cell[1] < self.size):
+                around[move] = "edge"
+            elif cell in self.walls:
+                around[move] = "wall"
+            elif cell == self.door:
+                around[move] = "door"
+            elif cell == self.key and not self.has_key:
+                around[move] = "key"
+            else:
+                around[move] = "open"
+        if self.has_key:
+            return describe_local("door", self.agent, self.door, around)
+        return describe_local("key", self.agent, self.key, around)
 
     def instructions(self) -> str:
         return (

@@ -21,7 +21,7 @@ from gymnasium.envs.toy_text.frozen_lake import generate_random_map
 from gymnasium.envs.toy_text.taxi import MAP as TAXI_MAP
 from gymnasium.envs.toy_text.taxi import TaxiEnv as _GymTaxi
 
-from rewardkit_agents.envs.base import TextEnv, require
+from rewardkit_agents.envs.base import TextEnv, describe_local, require
 
 
 def _seed(row: dict[str, Any], seed: int | None) -> int | None:
@@ -60,6 +60,8 @@ class FrozenLakeEnv(TextEnv):
     name = "frozenlake"
     actions = ("left", "down", "right", "up")  # gymnasium's action indices 0..3
     aliases = {"west": "left", "south": "down", "east": "right", "north": "up"}
+    observations = ("grid", "local")
+    moves = {"left": (0, -1), "down": (1, 0), "right": (0, 1), "up": (-1, 0)}
 
     def __init__(self, max_turns: int = 20, is_slippery: bool = False, **kwargs: Any):
         super().__init__(max_turns=max_turns, **kwargs)
@@ -79,7 +81,7 @@ class FrozenLakeEnv(TextEnv):
             )
         self.env = _GymFrozenLake(desc=self.lake, is_slippery=self.is_slippery)
         self.env.reset(seed=_seed(row, seed))
-        return self.render()
+        return self.view()
 
     def _apply(self, action: str) -> tuple[str, float, bool]:
         _, reward, terminated, _, _ = self.env.step(self.actions.index(action))
@@ -87,10 +89,10 @@ class FrozenLakeEnv(TextEnv):
         tile = self.lake[r][c]
         if tile == "G":
             self.success = True
-            return f"You reached the goal. Success!\n\n{self.render()}", float(reward), True
+            return f"You reached the goal. Success!\n\n{self.view()}", float(reward), True
         if tile == "H":
-            return f"You fell into a hole. Episode over.\n\n{self.render()}", float(reward), True
-        return f"You moved {action}.\n\n{self.render()}", float(reward), bool(terminated)
+            return f"You fell into a hole. Episode over.\n\n{self.view()}", float(reward), True
+        return f"You moved {action}.\n\n{self.view()}", float(reward), bool(terminated)
 
     def state(self) -> tuple[int, int]:
         s = int(_started(self).s)
@@ -101,6 +103,18 @@ class FrozenLakeEnv(TextEnv):
         rows = [list(line) for line in self.lake]
         rows[r][c] = "A"
         return "\n".join(" ".join(line) for line in rows)
+
+    def local_view(self) -> str:
+        """Offset of the (first) goal G and the four neighbours: edge, hole, goal or ice."""
+        r, c = self.state()
+        kinds = {"H": "hole", "G": "goal", "F": "ice", "S": "ice"}
+        around = {}
+        for move, (dr, dc) in self.moves.items():
+            nr, nc = r + dr, c + dc
+            inside = 0 <= nr < len(self.lake) and 0 <= nc < len(self.lake[0])
+            around[move] = kinds[self.lake[nr][nc]] if inside else "edge"
+        goal = next((i, row.index("G")) for i, row in enumerate(self.lake) if "G" in row)
+        return describe_local("goal", (r, c), goal, around)
 
     def instructions(self) -> str:
         return (
@@ -201,7 +215,7 @@ class CliffWalkingEnv(TextEnv):
     def _reset(self, row: dict[str, Any], seed: int | None) -> str:
         self.env = _GymCliff(is_slippery=self.is_slippery)
         self.env.reset(seed=_seed(row, seed))
-        return self.render()
+        return self.view()
 
     def _apply(self, action: str) -> tuple[str, float, bool]:
         _, reward, terminated, _, _ = self.env.step(self.actions.index(action))

@@ -366,7 +366,7 @@ def multi_turn_rollout(
             start = len(e["ids"])
             e["ids"] += ids
             e["mask"] += [1] * len(ids)
-            action = tokenizer.decode(ids)
+            action = tokenizer.decode(ids, skip_special_tokens=True)  # <eos> is no part of it
             state = e["env"].state()
             result = e["env"].step(action)
             e["ret"] += result.reward
