@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from timed_run import timed_train, uptime  # bench/timed_run.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -35,32 +33,9 @@ CONFIGS = {
 }
 
 
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def train(config: str, seed: int, run_dir: Path) -> dict:
-    cmd = [sys.executable, "-m", "rewardkit.cli", "train", "--config", config]
-    cmd += ["--set", f"seed={seed}", "--set", f"output_dir={run_dir}", "--set", "progress=false"]
     # the trainer's own greedy evals would repeat the before/after scoring below: off
-    cmd += ["--set", "eval_every=0", "--set", "eval_size=0"]
-    record = {
-        "command": " ".join(cmd[1:]),
-        "uptime_before": uptime(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
-    }
-    start, cpu = time.perf_counter(), _children_cpu_s()
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    record.update(
-        wall_s=time.perf_counter() - start, cpu_s=_children_cpu_s() - cpu, uptime_after=uptime()
-    )
-    (run_dir / "wall.json").write_text(json.dumps(record, indent=1))
-    return record
+    return timed_train(config, [f"seed={seed}", "eval_every=0", "eval_size=0"], run_dir, ROOT)
 
 
 def score(model: str, cache: Path) -> dict:

@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from timed_run import timed_train, uptime  # bench/timed_run.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -43,32 +41,8 @@ REWARD_NAMES = {"toolrl": "tools.toolrl", "binary": "tools.bfcl_binary"}
 BASE = "smollm2-135m-instruct"
 
 
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def train(config: str, seed: int, run_dir: Path, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "rewardkit.cli", "train", "--config", config]
-    for override in (f"seed={seed}", f"output_dir={run_dir}", "progress=false", *extra):
-        cmd += ["--set", override]
-    record = {
-        "command": " ".join(cmd[1:]),
-        "uptime_before": uptime(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
-    }
-    start, cpu = time.perf_counter(), _children_cpu_s()
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    # CPU seconds of the run (user + system): what it costs, whatever else shares the cores
-    record.update(
-        wall_s=time.perf_counter() - start, cpu_s=_children_cpu_s() - cpu, uptime_after=uptime()
-    )
-    (run_dir / "wall.json").write_text(json.dumps(record, indent=1))
-    return record
+    return timed_train(config, [f"seed={seed}", *extra], run_dir, ROOT)
 
 
 def heldout(config_path: str, model: str, out: Path, limit: int = 0, chunk: int = 32) -> dict:
