@@ -262,7 +262,8 @@ def main() -> None:
         lines.append(
             f"\nVeRPO minus binary, {seed}: pass@1 {c['pass_at_1_verpo_minus_binary']:+.3f} "
             f"[{lo:+.3f}, {hi:+.3f}], per-test pass rate "
-            f"{c['test_pass_rate_verpo_minus_binary']:+.3f} {c['test_pass_rate_ci95']}"
+            f"{c['test_pass_rate_verpo_minus_binary']:+.3f} "
+            f"[{c['test_pass_rate_ci95'][0]:+.3f}, {c['test_pass_rate_ci95'][1]:+.3f}]"
         )
     (RESULTS / "code_functions_smollm2.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
