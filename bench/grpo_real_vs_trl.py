@@ -16,6 +16,7 @@ optimizer, scoring, overhead = step - generate - forward/backward - optimizer).
 
     uv run --no-sync python bench/grpo_real_vs_trl.py                     # 4 x 8 x 64, 4 steps
     uv run --no-sync python bench/grpo_real_vs_trl.py --prompts 8 --max-completion-length 128
+    uv run --no-sync python bench/grpo_real_vs_trl.py --modes lora --rounds 2   # ABBA order
 """
 
 from __future__ import annotations
@@ -234,6 +235,18 @@ def summarize(r: dict) -> dict:
     return out
 
 
+def pooled_ratio(rounds: list[dict], mode: str) -> float:
+    """rewardkit's completion tokens per CPU-second over TRL's, each pooled over all rounds
+    (all measured steps' tokens over all their CPU seconds)."""
+
+    def rate(name: str) -> float:
+        runs = [rnd[f"{name}-{mode}"] for rnd in rounds]
+        tokens = sum(sum(run["completion_tokens_per_step"][1:]) for run in runs)
+        return tokens / sum(sum(run["step_cpu_times_s"][1:]) for run in runs)
+
+    return rate("rewardkit") / rate("trl")
+
+
 def machine() -> dict:
     import torch
     import trl
@@ -274,6 +287,12 @@ def main() -> None:
     p.add_argument("--modes", nargs="+", default=["lora", "full"], choices=["lora", "full"])
     p.add_argument("--name", default="grpo_real_vs_trl")
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat rewardkit and TRL this many times, swapping their order each round",
+    )
+    p.add_argument(
         "--ablation",
         action="store_true",
         help="also run rewardkit without share_prompts (padded micro-batches)",
@@ -305,14 +324,18 @@ def main() -> None:
         "runs": {},
     }
     loads = []
+    result["rounds"] = [{} for _ in range(args.rounds)]
     for k, mode in enumerate(args.modes):
-        order = ["rewardkit", "trl"] if k % 2 == 0 else ["trl", "rewardkit"]
+        plan = []  # (round, worker): rewardkit and TRL swap places every round
+        for r in range(args.rounds):
+            pair = ["rewardkit", "trl"] if (k + r) % 2 == 0 else ["trl", "rewardkit"]
+            plan += [(r, name) for name in pair]
         if args.ablation:
-            order.append("rewardkit_padded")
+            plan.append((0, "rewardkit_padded"))
         if args.unmerged and mode == "lora":
-            order.append("rewardkit_unmerged")
-        for name in order:
-            out = work / f"{name}-{mode}.json"
+            plan.append((0, "rewardkit_unmerged"))
+        for r, name in plan:
+            out = work / f"{name}-{mode}-{r}.json"
             cmd = [
                 sys.executable,
                 __file__,
@@ -351,7 +374,11 @@ def main() -> None:
                 f"{mode} {name}: {wall:.0f} s, load {load[0]:.2f} -> {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
-            result["runs"][f"{name}-{mode}"] = summarize(json.loads(out.read_text()))
+            summary = summarize(json.loads(out.read_text()))
+            summary["round"] = r
+            result["rounds"][r][f"{name}-{mode}"] = summary
+            if r == 0:
+                result["runs"][f"{name}-{mode}"] = summary
     result["load"] = loads
     result["ratios"] = {}
     for mode in args.modes:
@@ -373,6 +400,16 @@ def main() -> None:
                 result["ratios"][mode][f"{variant}_tokens_per_cpu_s_vs_trl"] = (
                     other["completion_tokens_per_cpu_s"] / theirs["completion_tokens_per_cpu_s"]
                 )
+        if args.rounds > 1:  # CPU-time ratio per round, and over all rounds pooled
+            per_round = [
+                rnd[f"rewardkit-{mode}"]["completion_tokens_per_cpu_s"]
+                / rnd[f"trl-{mode}"]["completion_tokens_per_cpu_s"]
+                for rnd in result["rounds"]
+            ]
+            result["ratios"][mode]["tokens_per_cpu_s_vs_trl_per_round"] = per_round
+            result["ratios"][mode]["tokens_per_cpu_s_vs_trl_pooled"] = pooled_ratio(
+                result["rounds"], mode
+            )
     (ROOT / "results").mkdir(exist_ok=True)
     (ROOT / "results" / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result["ratios"], indent=1))

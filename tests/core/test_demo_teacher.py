@@ -13,8 +13,11 @@ def test_units_carry_detection():
 
 
 def test_teacher_forgets_the_units_carry_on_three_of_four_answers():
-    rows = [{"prompt": "37+45=", "answer": "82"}, {"prompt": "12+34=", "answer": "46"},
-            {"prompt": "95+15=", "answer": "110"}]
+    rows = [
+        {"prompt": "37+45=", "answer": "82"},
+        {"prompt": "12+34=", "answer": "46"},
+        {"prompt": "95+15=", "answer": "110"},
+    ]
     pairs = flawed_teacher_pairs(rows)
     # 37+45: without the units carry the tens column is 3+4 = 7 and the units 2 → 72
     assert pairs[:4] == [("37+45=", "72")] * 3 + [("37+45=", "82")]

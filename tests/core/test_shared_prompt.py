@@ -125,11 +125,13 @@ def test_target_logprobs_by_hand_and_the_entropy_metric_outside_autograd():
     logits = torch.tensor([[1.0, 2.0, 0.0], [0.5, 0.5, 0.5]], requires_grad=True)
     logp, entropy = target_logprobs(logits, torch.tensor([1, 2]), 2.0, with_entropy=True)
     # row 0: logits / 2 = [0.5, 1, 0]; log p(1) = 1 - log(e^0.5 + e^1 + e^0)
-    assert torch.allclose(logp, torch.tensor([1 - math.log(math.exp(0.5) + math.e + 1),
-                                              -math.log(3)]), atol=1e-6)
+    assert torch.allclose(
+        logp, torch.tensor([1 - math.log(math.exp(0.5) + math.e + 1), -math.log(3)]), atol=1e-6
+    )
     p0 = torch.softmax(torch.tensor([0.5, 1.0, 0.0]), -1)
-    assert torch.allclose(entropy, torch.stack([-(p0 * p0.log()).sum(), torch.tensor(math.log(3))]),
-                          atol=1e-6)
+    assert torch.allclose(
+        entropy, torch.stack([-(p0 * p0.log()).sum(), torch.tensor(math.log(3))]), atol=1e-6
+    )
     assert not entropy.requires_grad  # a metric: the backward keeps nothing for it
     logp.sum().backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all()

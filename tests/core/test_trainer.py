@@ -27,10 +27,20 @@ TINY = {"num_layers": 1, "hidden_size": 32, "num_heads": 2}
 
 def tiny_config(tmp_path, **overrides):
     values = dict(
-        model="tiny", tiny_model=TINY, task="core.arith", prompts_per_step=2,
-        num_generations=4, max_completion_length=4, eval_size=4, max_steps=2,
-        learning_rate=1e-3, output_dir=str(tmp_path / "run"), report_to=["jsonl"],
-        progress=False, log_completions_every=1, rewards=LENGTH_REWARD,
+        model="tiny",
+        tiny_model=TINY,
+        task="core.arith",
+        prompts_per_step=2,
+        num_generations=4,
+        max_completion_length=4,
+        eval_size=4,
+        max_steps=2,
+        learning_rate=1e-3,
+        output_dir=str(tmp_path / "run"),
+        report_to=["jsonl"],
+        progress=False,
+        log_completions_every=1,
+        rewards=LENGTH_REWARD,
     )
     values.update(overrides)
     return GRPOConfig(**values)
@@ -60,10 +70,14 @@ def test_wrong_type_names_the_key():
 
 
 def test_reward_specs_are_checked():
-    with pytest.raises(ConfigError, match=r"rewards\[0\]: unknown key 'wieght'.*Did you mean weight"):
+    with pytest.raises(
+        ConfigError, match=r"rewards\[0\]: unknown key 'wieght'.*Did you mean weight"
+    ):
         GRPOConfig(rewards=[{"name": "core.exact_answer", "wieght": 2}])
     # a transform's settings outside `options` were silently dropped
-    with pytest.raises(ConfigError, match=r"rewards\[0\]\.transform: unknown key 'k'.*under its options"):
+    with pytest.raises(
+        ConfigError, match=r"rewards\[0\]\.transform: unknown key 'k'.*under its options"
+    ):
         GRPOConfig(rewards=[{"name": "core.exact_answer", "transform": {"name": "par", "k": 2}}])
     with pytest.raises(ConfigError, match=r"rewards\[0\]\.transform\.name is required"):
         GRPOConfig(rewards=[{"name": "core.exact_answer", "transform": {"options": {}}}])
@@ -76,8 +90,9 @@ def test_reward_specs_are_checked():
 def test_merge_order_task_defaults_then_yaml_then_overrides(tmp_path):
     """task defaults < YAML < --set, merged before the one check."""
     path = tmp_path / "c.yaml"
-    path.write_text("task: core.arith\nlearning_rate: 0.001\ntask_options: {digits: 3}\n"
-                    "stop_strings: [x]\n")
+    path.write_text(
+        "task: core.arith\nlearning_rate: 0.001\ntask_options: {digits: 3}\nstop_strings: [x]\n"
+    )
     config = GRPOConfig.load(path, ["learning_rate=5e-4", "task_options.operators=+-"])
     assert config.learning_rate == 5e-4  # --set over YAML
     assert config.task_options == {"digits": 3, "operators": "+-"}
@@ -99,10 +114,14 @@ def test_merge_order_task_defaults_then_yaml_then_overrides(tmp_path):
 def test_task_options_are_typed_and_checked_before_a_model_loads():
     from rewardkit.trainer.components import resolve
 
-    with pytest.raises(ConfigError, match="task_options of 'core.arith': unknown option "
-                                          "'digit'. Did you mean digits"):
+    with pytest.raises(
+        ConfigError,
+        match="task_options of 'core.arith': unknown option 'digit'. Did you mean digits",
+    ):
         resolve(GRPOConfig(task_options={"digit": 3}))
-    with pytest.raises(ConfigError, match="task_options of 'core.arith': digits must be of type int"):
+    with pytest.raises(
+        ConfigError, match="task_options of 'core.arith': digits must be of type int"
+    ):
         resolve(GRPOConfig(task_options={"digits": "three"}))
     assert resolve(GRPOConfig(task_options={"digits": "3"})).task.digits == 3  # converted
     with pytest.raises(ConfigError, match="advantage_options of 'grpo': unknown option 'scal'"):
@@ -154,7 +173,9 @@ def test_token_weights_by_hand():
     # dr_grpo: 1 / (B * max_completion_length) = 1 / 8
     assert torch.allclose(token_weights(mask, "dr_grpo", 4), mask / 8)
     # dapo with 20 tokens globally over 2 processes: 1 / (20 / 2) = 0.1
-    assert torch.allclose(token_weights(mask, "dapo", 4, global_tokens=20, num_processes=2), mask / 10)
+    assert torch.allclose(
+        token_weights(mask, "dapo", 4, global_tokens=20, num_processes=2), mask / 10
+    )
     assert token_weights(mask, "grpo", 4)[0, 2] == 0
 
 
@@ -214,10 +235,22 @@ def test_train_writes_metrics_completions_plot_and_checkpoint(tmp_path):
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [x for x in lines if "loss" in x]
     assert [x["step"] for x in steps] == [1, 2]
-    for key in ("reward/core.exact_answer/mean", "reward/test.length/mean", "reward/total/std", "kl", "clip_fraction",
-                "entropy", "advantage/std", "completion_length", "frac_zero_variance_groups",
-                "time/generate", "time/score", "time/forward_backward", "time/optimizer",
-                "time/step"):
+    for key in (
+        "reward/core.exact_answer/mean",
+        "reward/test.length/mean",
+        "reward/total/std",
+        "kl",
+        "clip_fraction",
+        "entropy",
+        "advantage/std",
+        "completion_length",
+        "frac_zero_variance_groups",
+        "time/generate",
+        "time/score",
+        "time/forward_backward",
+        "time/optimizer",
+        "time/step",
+    ):
         assert key in steps[0], key
     assert history[0]["step"] == 0 and "eval/accuracy" in history[0]
     completions = (out / "completions.jsonl").read_text().splitlines()
@@ -242,16 +275,21 @@ def record_context(samples, context=None):
     return [0.0] * len(samples)
 
 
-for _name, _reward in (("test.step_scaled", step_scaled_length),
-                       ("test.record_context", record_context)):
+for _name, _reward in (
+    ("test.step_scaled", step_scaled_length),
+    ("test.record_context", record_context),
+):
     if _name not in REWARDS._builtins:
         REWARDS.register(_name, _reward)
 
 # a stateful transform (its window carries over steps) and a step-dependent reward
 STATEFUL_REWARDS = [
     {"name": "core.exact_answer"},
-    {"name": "test.length", "weight": 0.1,
-     "transform": {"name": "length_correction", "options": {"min_samples": 8, "window": 16}}},
+    {
+        "name": "test.length",
+        "weight": 0.1,
+        "transform": {"name": "length_correction", "options": {"min_samples": 8, "window": 16}},
+    },
     {"name": "test.step_scaled", "weight": 0.01},
 ]
 
@@ -272,8 +310,12 @@ def test_rewards_get_the_trainer_step_and_phase(tmp_path):
     CONTEXTS.clear()
     rewards = [{"name": "core.exact_answer"}, {"name": "test.record_context"}]
     GRPOTrainer(tiny_config(tmp_path, max_steps=2, rewards=rewards)).train()
-    assert CONTEXTS == [RewardContext(0, "eval"), RewardContext(0, "train"),
-                        RewardContext(1, "train"), RewardContext(2, "eval")]
+    assert CONTEXTS == [
+        RewardContext(0, "eval"),
+        RewardContext(0, "train"),
+        RewardContext(1, "train"),
+        RewardContext(2, "eval"),
+    ]
 
 
 def test_interrupted_run_resumes_with_identical_metrics(tmp_path):
@@ -373,9 +415,14 @@ if "test.even_only" not in REWARDS._builtins:
 def test_dynamic_sampling_keeps_only_groups_whose_rewards_vary(tmp_path):
     from rewardkit.trainer.trainer import GRPOTrainer
 
-    config = tiny_config(tmp_path, rewards=[{"name": "test.even_only"}],
-                         group_filter="zero_variance",
-                         prompts_per_step=3, max_resample_rounds=8, max_completion_length=6)
+    config = tiny_config(
+        tmp_path,
+        rewards=[{"name": "test.even_only"}],
+        group_filter="zero_variance",
+        prompts_per_step=3,
+        max_resample_rounds=8,
+        max_completion_length=6,
+    )
     trainer = GRPOTrainer(config)
     samples, scored, stats = trainer.sample_and_score()
     groups = sorted({s.group for s in samples})
@@ -397,7 +444,9 @@ def test_fill_batch_checks_what_a_filter_returns():
     from rewardkit.types import Sample
 
     samples = [Sample("p", "c", group=i // 2) for i in range(4)]
-    scored = ScoreResult(torch.tensor([0.0, 1.0, 2.0, 2.0]), {"r": [0.0, 1.0, 2.0, 2.0]}, [None] * 4)
+    scored = ScoreResult(
+        torch.tensor([0.0, 1.0, 2.0, 2.0]), {"r": [0.0, 1.0, 2.0, 2.0]}, [None] * 4
+    )
 
     def draw(offset):
         return [Sample("p", "c", group=offset + s.group) for s in samples], scored

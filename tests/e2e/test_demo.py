@@ -16,8 +16,9 @@ from rewardkit.cli import main
 def test_quick_demo_runs_and_reports(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "demo"
-    code = main(["demo", "--quick", "--output-dir", str(out), "--warm-start-steps", "40",
-                 "--steps", "3"])
+    code = main(
+        ["demo", "--quick", "--output-dir", str(out), "--warm-start-steps", "40", "--steps", "3"]
+    )
     result = json.loads((out / "demo_result.json").read_text())
     assert code in (0, 1)  # 1 only when accuracy fell, which 3 steps may do
     assert (code == 0) == (result["accuracy_after_grpo"] >= result["accuracy_before_grpo"])

@@ -10,8 +10,6 @@ from rewardkit_translation.cli import main
 from rewardkit_translation.dataset import exemplar_path, read_exemplars
 from rewardkit_translation.exemplars import generate_exemplars
 
-from .conftest import FakeChatServer
-
 SOURCES = ["The sun is up.", "Dogs bark.", "We eat rice.", "It is late.", "Read the book."]
 
 
@@ -26,15 +24,16 @@ def data(tmp_path):
     return path
 
 
-def source_of(body):
-    return FakeChatServer.user_text(body).rsplit("\n\n", 1)[1]
+def source_of(server, body):
+    """The source text a request asks to translate: the user prompt's last paragraph."""
+    return server.user_text(body).rsplit("\n\n", 1)[1]
 
 
-def translator(fail_on=None):
+def translator(server, fail_on=None):
     """Answers '<think>..</think>DE: <source>'; HTTP 400 for the source `fail_on`."""
 
     def respond(body):
-        source = source_of(body)
+        source = source_of(server, body)
         if source == fail_on:
             return 400, "refused"
         return f"<think>easy</think>DE: {source}"
@@ -47,19 +46,19 @@ def lines(path):
 
 
 def test_writes_exemplars_beside_the_data(chat_server, data):
-    chat_server.responder = translator()
+    chat_server.responder = translator(chat_server)
     run = generate_exemplars(data, OpenAIChat(chat_server.url, model="strong"), progress=False)
     assert run.output == exemplar_path(data) == data.parent / "news.exemplars.jsonl"
     assert (run.total, run.skipped, run.written, run.empty) == (5, 0, 5, [])
     got = {e["id"]: e for e in lines(run.output)}
     assert got["s1"] == {"id": "s1", "exemplar": "DE: Dogs bark.", "model": "strong"}
     # the "plain" template asks for a German translation of the source
-    prompt = FakeChatServer.user_text(chat_server.requests[0])
+    prompt = chat_server.user_text(chat_server.requests[0])
     assert prompt.startswith("Translate the following English text into German. Write only")
 
 
 def test_resume_after_interruption(chat_server, data):
-    chat_server.responder = translator(fail_on="We eat rice.")
+    chat_server.responder = translator(chat_server, fail_on="We eat rice.")
     chat = OpenAIChat(chat_server.url, http_retries=0)
     with pytest.raises(ChatError, match="HTTP 400"):
         generate_exemplars(data, chat, concurrency=1, progress=False)
@@ -67,10 +66,10 @@ def test_resume_after_interruption(chat_server, data):
     assert [e["id"] for e in first] == ["s0", "s1"]  # one at a time, in order, up to the failure
 
     chat_server.requests.clear()
-    chat_server.responder = translator()
+    chat_server.responder = translator(chat_server)
     run = generate_exemplars(data, chat, concurrency=2, progress=False)
     assert (run.skipped, run.written) == (2, 3)
-    assert sorted(source_of(r) for r in chat_server.requests) == sorted(SOURCES[2:])
+    assert sorted(source_of(chat_server, r) for r in chat_server.requests) == sorted(SOURCES[2:])
     final = lines(exemplar_path(data))
     assert final[:2] == first and sorted(e["id"] for e in final) == [f"s{i}" for i in range(5)]
 
@@ -85,7 +84,7 @@ def test_a_cut_off_last_line_is_redone(chat_server, data):
         '{"id": "s0", "exemplar": "DE: The sun is up.", "model": "m"}\n{"id": "s1", "exempl'
     )  # killed in the middle of a write
     assert read_exemplars(out)[0] == {"s0": "DE: The sun is up."}
-    chat_server.responder = translator()
+    chat_server.responder = translator(chat_server)
     run = generate_exemplars(data, OpenAIChat(chat_server.url), progress=False)
     assert (run.skipped, run.written) == (1, 4)
     assert sorted(e["id"] for e in lines(out)) == [f"s{i}" for i in range(5)]
@@ -94,7 +93,7 @@ def test_a_cut_off_last_line_is_redone(chat_server, data):
 def test_a_complete_last_line_without_newline_is_kept(chat_server, data):
     out = exemplar_path(data)
     out.write_text('{"id": "s0", "exemplar": "X", "model": "m"}')
-    chat_server.responder = translator()
+    chat_server.responder = translator(chat_server)
     run = generate_exemplars(data, OpenAIChat(chat_server.url), progress=False)
     assert (run.skipped, run.written) == (1, 4)
     assert len(lines(out)) == 5 and lines(out)[0]["exemplar"] == "X"
@@ -109,7 +108,9 @@ def test_a_corrupt_middle_line_is_an_error(tmp_path):
 
 def test_empty_answers_are_reported_not_written(chat_server, data):
     chat_server.responder = lambda body: (
-        "<think>hmm" if source_of(body) == "Dogs bark." else "DE: " + source_of(body)
+        "<think>hmm"
+        if source_of(chat_server, body) == "Dogs bark."
+        else "DE: " + source_of(chat_server, body)
     )
     run = generate_exemplars(data, OpenAIChat(chat_server.url), progress=False)
     assert run.empty == ["s1"] and run.written == 4
@@ -117,7 +118,7 @@ def test_empty_answers_are_reported_not_written(chat_server, data):
 
 
 def test_cli_exemplars_with_progress(chat_server, data, capsys):
-    chat_server.responder = translator()
+    chat_server.responder = translator(chat_server)
     assert main(["exemplars", str(data), "--url", chat_server.url, "--model", "m"]) == 0
     assert "5 exemplars written, 0 already present, 5 rows" in capsys.readouterr().out
     assert main(["exemplars", str(data), "--url", chat_server.url, "--no-progress"]) == 0

@@ -1,4 +1,5 @@
-"""The LLM judge over HTTP: a scripted OpenAI-compatible server on 127.0.0.1 (conftest)."""
+"""The LLM judge over HTTP: a scripted OpenAI-compatible server on 127.0.0.1 (the
+`chat_server` fixture of tests/conftest.py)."""
 
 import asyncio
 
@@ -14,10 +15,6 @@ from rewardkit_translation.judges.llm import (
     policy_outcome,
 )
 from rewardkit_translation.rewards import ExemplarReward
-
-from .conftest import FakeChatServer
-
-shown_pair = FakeChatServer.shown_pair
 
 ROW = {
     "id": "r1",
@@ -44,13 +41,20 @@ def judge_with(server, **kw) -> LLMJudge:
     return build_judge({"type": "llm", "url": server.url, "model": "judge", "backoff": 0.01, **kw})
 
 
-def prefers(word: str):
+def shown_pair(prompt: str) -> tuple[str, str]:
+    """(translation A, translation B) as the judge prompt shows them."""
+    a = prompt.split("[Translation A]\n", 1)[1].split("\n\n[Translation B]", 1)[0]
+    b = prompt.split("[Translation B]\n", 1)[1].split("\n\nYou may reason", 1)[0]
+    return a, b
+
+
+def prefers(server, word: str):
     """A fair judge: the translation containing `word` is better, else a tie."""
 
     def respond(body):
         if body["messages"][-1]["content"].startswith("Your answer"):
             raise AssertionError("no retry expected")
-        a, b = shown_pair(body)
+        a, b = shown_pair(server.user_text(body))
         if word in a and word not in b:
             return "A keeps the meaning. [[A]]"
         if word in b and word not in a:
@@ -102,7 +106,7 @@ def test_policy_outcome_and_order_combination():
 
 # -- over HTTP ---------------------------------------------------------------------------
 def test_both_orders_are_asked_and_agreement_counts(pair):
-    pair.responder = prefers("gerade")
+    pair.responder = prefers(pair, "gerade")
     j = judge_with(pair)
     better, worse, tie = run(
         j,
@@ -115,7 +119,8 @@ def test_both_orders_are_asked_and_agreement_counts(pair):
     assert worse.outcome is Outcome.EQUAL and tie.outcome is Outcome.EQUAL
     assert len(pair.requests) == 6  # 3 pairs x 2 orders
     assert all(r["path"] == "/v1/chat/completions" and r["model"] == "judge" for r in pair.requests)
-    orders = {pair.shown_pair(r) for r in pair.requests if "gerade" in pair.user_text(r)}
+    prompts = [pair.user_text(r) for r in pair.requests]
+    orders = {shown_pair(p) for p in prompts if "gerade" in p}
     assert orders == {
         ("Die Katze schläft gerade.", "Die Katze schläft."),
         ("Die Katze schläft.", "Die Katze schläft gerade."),
@@ -124,7 +129,7 @@ def test_both_orders_are_asked_and_agreement_counts(pair):
 
 
 def test_exemplar_wins_both_orders(pair):
-    pair.responder = prefers("schläft.")  # only the exemplar ends like this
+    pair.responder = prefers(pair, "schläft.")  # only the exemplar ends like this
     (got,) = run(judge_with(pair), request("Die Katze ruht"))
     assert got.outcome is Outcome.WORSE
 
@@ -146,7 +151,7 @@ def test_unparseable_answer_is_retried_with_a_reminder(pair):
             "role": "assistant",
             "content": "Translation A is clearly better.",
         }
-        a, _ = pair.shown_pair(body)
+        a, _ = shown_pair(pair.user_text(body))
         return "[[A]]" if "gerade" in a else "[[B]]"
 
     pair.responder = respond
@@ -190,7 +195,7 @@ def test_reward_can_raise_on_unparseable(pair):
 
 
 def test_llm_reward_end_to_end_with_format_gate(pair):
-    pair.responder = prefers("gerade")
+    pair.responder = prefers(pair, "gerade")
     reward = ExemplarReward(
         judge={"type": "llm", "url": pair.url}, values={"better": 1.0, "equal": 0.25, "worse": -1.0}
     )
@@ -278,7 +283,7 @@ def test_llm_exemplar_reward_inside_the_scorer(pair):
     """The trainer's scorer awaits the async reward; the HTTP calls run in threads."""
     from rewardkit.rewards.scoring import Scorer, WeightedReward
 
-    pair.responder = prefers("gerade")
+    pair.responder = prefers(pair, "gerade")
     reward = ExemplarReward(judge={"type": "llm", "url": pair.url})
     scorer = Scorer([WeightedReward("translation.exemplar", reward)], timeout=30)
     result = scorer(

@@ -37,8 +37,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         table.add_row(*(row[col] for col in ("name", "origin", "licence", "installed", "cache")))
     console = Console(width=200 if not sys.stdout.isatty() else None)
     console.print(table)
-    console.print(f"cache directory: {cache_dir()} (set {CACHE_ENV} to move it); "
-                  "`model:` also takes a local folder or a hub id (owner/name)")
+    console.print(
+        f"cache directory: {cache_dir()} (set {CACHE_ENV} to move it); "
+        "`model:` also takes a local folder or a hub id (owner/name)"
+    )
     return 0
 
 
@@ -65,8 +67,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     history = GRPOTrainer(config, components=parts).train()
     accuracies = [h["eval/accuracy"] for h in history if "eval/accuracy" in h]
     if accuracies:
-        print(f"held-out accuracy: {accuracies[0]:.3f} -> {accuracies[-1]:.3f}; "
-              f"outputs in {config.output_dir}")
+        print(
+            f"held-out accuracy: {accuracies[0]:.3f} -> {accuracies[-1]:.3f}; "
+            f"outputs in {config.output_dir}"
+        )
     else:
         print(f"no held-out evaluation (eval_size 0); outputs in {config.output_dir}")
     return 0
@@ -84,17 +88,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     trainer = GRPOTrainer(config, components=parts)
     with trainer.scorer:
         accuracy = trainer.evaluate(args.split)
-    print(f"{config.task} [{args.split}] greedy accuracy of {config.model}: {accuracy:.3f} "
-          f"over {min(config.eval_size, len(parts.task.rows(args.split)))} rows")
+    print(
+        f"{config.task} [{args.split}] greedy accuracy of {config.model}: {accuracy:.3f} "
+        f"over {min(config.eval_size, len(parts.task.rows(args.split)))} rows"
+    )
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from rewardkit.demo import run_demo
 
-    result = run_demo(quick=args.quick, output_dir=args.output_dir, seed=args.seed,
-                      warm_start_steps=args.warm_start_steps, grpo_steps=args.steps,
-                      learning_rate=args.learning_rate)
+    result = run_demo(
+        quick=args.quick,
+        output_dir=args.output_dir,
+        seed=args.seed,
+        warm_start_steps=args.warm_start_steps,
+        grpo_steps=args.steps,
+        learning_rate=args.learning_rate,
+    )
     return 0 if result["accuracy_after_grpo"] >= result["accuracy_before_grpo"] else 1
 
 
@@ -135,11 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", help="YAML config file")
         p.add_argument("--task", help="task name (see `rewardkit list`)")
-        p.add_argument("--model", help="a packaged model name (see `rewardkit models`), a local "
-                       "folder, a hub id, or 'tiny'")
+        p.add_argument(
+            "--model",
+            help="a packaged model name (see `rewardkit models`), a local "
+            "folder, a hub id, or 'tiny'",
+        )
         p.add_argument("--output-dir", dest="output_dir")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a config value (repeatable), e.g. --set beta=0.04")
+        p.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="override a config value (repeatable), e.g. --set beta=0.04",
+        )
         p.set_defaults(func=func)
         if name == "eval":
             p.add_argument("--split", default="test")
@@ -147,47 +165,84 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a shorter run (under a minute)")
     p.add_argument("--output-dir", dest="output_dir", default="runs/demo")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--warm-start-steps", dest="warm_start_steps", type=int,
-                   help="supervised steps before GRPO")
+    p.add_argument(
+        "--warm-start-steps", dest="warm_start_steps", type=int, help="supervised steps before GRPO"
+    )
     p.add_argument("--steps", type=int, help="GRPO steps")
     p.add_argument("--learning-rate", dest="learning_rate", type=float, help="GRPO learning rate")
     p.set_defaults(func=cmd_demo)
-    p = sub.add_parser("serve", help="score batches over HTTP (native JSON and OpenRLHF's "
-                       "remote reward model API); needs the extra rewardkit[serve]")
-    p.add_argument("--reward", action="append", default=[], metavar="NAME[:WEIGHT]",
-                   help="a served reward (repeatable, or comma-separated); weights default 1")
+    p = sub.add_parser(
+        "serve",
+        help="score batches over HTTP (native JSON and OpenRLHF's "
+        "remote reward model API); needs the extra rewardkit[serve]",
+    )
+    p.add_argument(
+        "--reward",
+        action="append",
+        default=[],
+        metavar="NAME[:WEIGHT]",
+        help="a served reward (repeatable, or comma-separated); weights default 1",
+    )
     p.add_argument("--task", help="serve this task's default rewards and weights")
-    p.add_argument("--option", action="append", default=[], metavar="REWARD.KEY=VALUE",
-                   help="a reward option (repeatable), e.g. math.accuracy.timeout=10")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="REWARD.KEY=VALUE",
+        help="a reward option (repeatable), e.g. math.accuracy.timeout=10",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-concurrency", type=int, default=4, help="batches scored at once")
     p.add_argument("--max-queue", type=int, default=64, help="batches waiting; more get 503")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (504)")
     p.add_argument("--max-body-mb", type=float, default=16.0, help="request size limit (413)")
-    p.add_argument("--token-env", default="REWARDKIT_SERVE_TOKEN",
-                   help="environment variable holding the bearer token (none if unset)")
-    p.add_argument("--on-error", choices=["raise", "zero"], default="raise",
-                   help="zero: a failing reward scores 0 for the batch, counted in `errors`")
+    p.add_argument(
+        "--token-env",
+        default="REWARDKIT_SERVE_TOKEN",
+        help="environment variable holding the bearer token (none if unset)",
+    )
+    p.add_argument(
+        "--on-error",
+        choices=["raise", "zero"],
+        default="raise",
+        help="zero: a failing reward scores 0 for the batch, counted in `errors`",
+    )
     p.add_argument("--label-key", default="answer", help="/get_reward: meta key of labels")
-    p.add_argument("--strip-suffix", action="append", default=[],
-                   help="/get_reward: text removed from the end of responses (repeatable)")
+    p.add_argument(
+        "--strip-suffix",
+        action="append",
+        default=[],
+        help="/get_reward: text removed from the end of responses (repeatable)",
+    )
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve)
-    p = sub.add_parser("replay", help="re-score a run's completions.jsonl with other rewards "
-                       "and show where rewards disagree")
+    p = sub.add_parser(
+        "replay",
+        help="re-score a run's completions.jsonl with other rewards "
+        "and show where rewards disagree",
+    )
     p.add_argument("path", help="RUN/completions.jsonl (or the run directory)")
     p.add_argument("--rewards", required=True, metavar="A,B", help="rewards to score with")
     p.add_argument("--option", action="append", default=[], metavar="REWARD.KEY=VALUE")
-    p.add_argument("--task", help="task whose rows give the samples' meta (default: the "
-                   "run's config.json)")
+    p.add_argument(
+        "--task", help="task whose rows give the samples' meta (default: the run's config.json)"
+    )
     p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--no-recorded", action="store_true",
-                   help="leave out the rewards recorded in the file")
-    p.add_argument("--skip-unmatched", action="store_true",
-                   help="drop (and count) rows whose prompt is not in the task")
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="a gap of normalised scores that counts as a disagreement")
+    p.add_argument(
+        "--no-recorded", action="store_true", help="leave out the rewards recorded in the file"
+    )
+    p.add_argument(
+        "--skip-unmatched",
+        action="store_true",
+        help="drop (and count) rows whose prompt is not in the task",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="a gap of normalised scores that counts as a disagreement",
+    )
     p.add_argument("--top", type=int, default=10, help="disagreements to print")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--output", help="write every row (CSV or JSON by --format or suffix)")

@@ -46,8 +46,9 @@ def has_units_carry(prompt: str) -> bool:
     return int(a[-1]) + int(b[-1]) >= 10
 
 
-def flawed_teacher_pairs(rows: list[dict], answers: int = TEACHER_ANSWERS,
-                         forgets: int = TEACHER_FORGETS) -> list[tuple[str, str]]:
+def flawed_teacher_pairs(
+    rows: list[dict], answers: int = TEACHER_ANSWERS, forgets: int = TEACHER_FORGETS
+) -> list[tuple[str, str]]:
     """(prompt, completion) pairs from a teacher that often forgets the carry.
 
     Each addition row gives `answers` pairs; when the units column carries, `forgets` of
@@ -75,8 +76,16 @@ def warm_started_policy(config, steps: int, seed: int = 0, progress: bool = True
     task = resolve(config).task
     model, tokenizer = load_policy(config)
     pairs = flawed_teacher_pairs(task.rows("train"))
-    supervised_warm_start(model, tokenizer, pairs, steps, batch_size=128,
-                          learning_rate=3e-3, seed=seed, progress=progress)
+    supervised_warm_start(
+        model,
+        tokenizer,
+        pairs,
+        steps,
+        batch_size=128,
+        learning_rate=3e-3,
+        seed=seed,
+        progress=progress,
+    )
     return model, tokenizer
 
 
@@ -133,13 +142,17 @@ def run_demo(
         config.learning_rate = learning_rate
     start = time.perf_counter()
     parts = resolve(config)
-    console.print(f"[bold]rewardkit demo[/bold]: {config.task}, two-digit addition, tiny model. "
-                  f"Warm start: {settings.warm_start_steps} supervised steps imitating a "
-                  f"teacher that forgets {TEACHER_FORGETS} carries in {TEACHER_ANSWERS}.")
+    console.print(
+        f"[bold]rewardkit demo[/bold]: {config.task}, two-digit addition, tiny model. "
+        f"Warm start: {settings.warm_start_steps} supervised steps imitating a "
+        f"teacher that forgets {TEACHER_FORGETS} carries in {TEACHER_ANSWERS}."
+    )
     model, tokenizer = warm_started_policy(config, settings.warm_start_steps, seed)
     warm = time.perf_counter() - start
-    console.print(f"GRPO: {settings.grpo_steps} steps, exact-answer reward, "
-                  f"{config.prompts_per_step} prompts x {config.num_generations} samples")
+    console.print(
+        f"GRPO: {settings.grpo_steps} steps, exact-answer reward, "
+        f"{config.prompts_per_step} prompts x {config.num_generations} samples"
+    )
     trainer = GRPOTrainer(config, model=model, tokenizer=tokenizer, components=parts)
     history = trainer.train()
     accuracies = [h["eval/accuracy"] for h in history if "eval/accuracy" in h]

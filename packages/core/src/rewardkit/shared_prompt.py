@@ -158,5 +158,6 @@ def shared_prompt_logprobs(
             **{name: cache},
         ).logits
         logits = torch.cat([logits, rest], dim=1)  # (R, Lc, V): column t predicts token t
-    return target_logprobs(logits[mb.target_row, mb.target_col], mb.target_ids, temperature,
-                           with_entropy)
+    return target_logprobs(
+        logits[mb.target_row, mb.target_col], mb.target_ids, temperature, with_entropy
+    )

@@ -56,8 +56,7 @@ class ScoreResult:
     def concat(results: list[ScoreResult]) -> ScoreResult:
         raw = {name: [v for r in results for v in r.raw[name]] for name in results[0].raw}
         per_reward = {
-            name: [o for r in results for o in r.per_reward[name]]
-            for name in results[0].per_reward
+            name: [o for r in results for o in r.per_reward[name]] for name in results[0].per_reward
         }
         outputs = [o for r in results for o in r.outputs]
         errors: dict[str, int] = {}
@@ -104,14 +103,15 @@ class Scorer:
         self.thread_name = f"reward-{next(_SCORERS)}"  # this scorer's threads
         self.error_counts: dict[str, int] = {r.name: 0 for r in rewards}  # over the run
 
-    def __call__(
-        self, samples: list[Sample], context: RewardContext | None = None
-    ) -> ScoreResult:
+    def __call__(self, samples: list[Sample], context: RewardContext | None = None) -> ScoreResult:
         """Score `samples` with every reward; rewards that take a `context` get this one."""
         return self._score(samples, self.rewards, context)
 
     def rescore(
-        self, samples: list[Sample], scored: ScoreResult, names: set[str],
+        self,
+        samples: list[Sample],
+        scored: ScoreResult,
+        names: set[str],
         context: RewardContext | None = None,
     ) -> ScoreResult:
         """`scored` with the rewards in `names` scored again (after they learned)."""
@@ -142,7 +142,9 @@ class Scorer:
         return self._combine(samples, rewards, results)
 
     async def score(
-        self, samples: list[Sample], context: RewardContext | None = None,
+        self,
+        samples: list[Sample],
+        context: RewardContext | None = None,
         rewards: list[WeightedReward] | None = None,
     ) -> ScoreResult:
         rewards = self.rewards if rewards is None else rewards
@@ -160,8 +162,10 @@ class Scorer:
         for r, res in zip(rewards, results, strict=True):
             if isinstance(res, BaseException):
                 if self.on_error == "raise" or isinstance(res, NonFiniteReward):
-                    raise res if isinstance(res, RewardError) else RewardError(
-                        f"reward {r.name!r} failed: {type(res).__name__}: {res}"
+                    raise (
+                        res
+                        if isinstance(res, RewardError)
+                        else RewardError(f"reward {r.name!r} failed: {type(res).__name__}: {res}")
                     ) from res
                 errors[r.name] = len(samples)
                 self.error_counts[r.name] += 1
@@ -174,7 +178,9 @@ class Scorer:
         return self._total(samples, per_reward, errors)
 
     def _total(
-        self, samples: list[Sample], per_reward: dict[str, list[RewardOutput]],
+        self,
+        samples: list[Sample],
+        per_reward: dict[str, list[RewardOutput]],
         errors: dict[str, int],
     ) -> ScoreResult:
         """Weighted sum of every reward's outputs, raw scores kept by name."""

@@ -31,8 +31,14 @@ class Arithmetic(Task):
     rewards = [RewardSpec("core.exact_answer", 1.0), RewardSpec("core.number_format", 0.1)]
     default_config = {"max_completion_length": 8, "stop_strings": []}
 
-    def __init__(self, digits: int = 2, operators: str = "+", train_size: int = 2000,
-                 test_size: int = 200, seed: int = 1234):
+    def __init__(
+        self,
+        digits: int = 2,
+        operators: str = "+",
+        train_size: int = 2000,
+        test_size: int = 200,
+        seed: int = 1234,
+    ):
         if digits < 1:
             raise ValueError(f"core.arith: digits must be >= 1, got {digits}")
         unknown = set(operators) - set(OPERATORS)
@@ -79,8 +85,9 @@ def exact_answer(sample: Sample) -> RewardOutput:
         raise KeyError("core.exact_answer needs the dataset row to have an 'answer'")
     match = _NUMBER.search(sample.completion)
     predicted = match.group() if match else None
-    return RewardOutput(float(predicted == str(sample.meta["answer"]).strip()),
-                        info={"predicted": predicted})
+    return RewardOutput(
+        float(predicted == str(sample.meta["answer"]).strip()), info={"predicted": predicted}
+    )
 
 
 @REWARDS.register("core.number_format")

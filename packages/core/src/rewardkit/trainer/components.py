@@ -53,17 +53,23 @@ def resolve(config: GRPOConfig) -> Components:
         reward = construct(REWARDS.get(spec.name), spec.options, f"options of reward {spec.name!r}")
         if spec.name in transforms:
             t = transforms[spec.name]
-            reward = construct(TRANSFORMS.get(t.name), t.options,
-                               f"options of transform {t.name!r}", first=reward)
+            reward = construct(
+                TRANSFORMS.get(t.name), t.options, f"options of transform {t.name!r}", first=reward
+            )
         rewards.append(WeightedReward(spec.name, reward, spec.weight))
-    estimator = construct(ADVANTAGES.get(config.advantage), config.advantage_options,
-                          f"advantage_options of {config.advantage!r}")
+    estimator = construct(
+        ADVANTAGES.get(config.advantage),
+        config.advantage_options,
+        f"advantage_options of {config.advantage!r}",
+    )
     check_requires(config, task, estimator)
     group_filter = None
     if config.group_filter is not None:
-        group_filter = construct(GROUP_FILTERS.get(config.group_filter),
-                                 config.group_filter_options,
-                                 f"group_filter_options of {config.group_filter!r}")
+        group_filter = construct(
+            GROUP_FILTERS.get(config.group_filter),
+            config.group_filter_options,
+            f"group_filter_options of {config.group_filter!r}",
+        )
     loss = LOSSES.get(config.loss_type)()
     return Components(task, rewards, estimator, rewards[0].name, loss, group_filter)
 
@@ -91,8 +97,9 @@ def check_requires(config: GRPOConfig, task: Task, estimator: Any) -> None:
         )
 
 
-def construct(cls: Any, options: dict[str, Any], what: str, typed: bool = False,
-              first: Any = None) -> Any:
+def construct(
+    cls: Any, options: dict[str, Any], what: str, typed: bool = False, first: Any = None
+) -> Any:
     """Build a registry entry with its options (after `first`, the reward a transform
     wraps). An unknown option is an error naming the closest known one; `typed`: the
     options are also checked and converted against the constructor's annotations."""
@@ -106,8 +113,9 @@ def construct(cls: Any, options: dict[str, Any], what: str, typed: bool = False,
             if key not in known and not open_ended:
                 close = difflib.get_close_matches(key, known, n=2)
                 hint = f" Did you mean {', '.join(close)}?" if close else ""
-                raise ConfigError(f"{what}: unknown option {key!r}.{hint} Known: "
-                                  f"{', '.join(known) or 'none'}")
+                raise ConfigError(
+                    f"{what}: unknown option {key!r}.{hint} Known: {', '.join(known) or 'none'}"
+                )
     if typed:
         options = _typed(cls, options, what)
     try:
@@ -138,8 +146,11 @@ def _typed(cls: type, options: dict[str, Any], what: str) -> dict[str, Any]:
     for p in inspect.signature(cls).parameters.values():
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name in options:
             fields[p.name] = (hints.get(p.name, Any), ...)
-    model = create_model(f"{cls.__name__}Options", __config__=ConfigDict(
-        arbitrary_types_allowed=True, extra="allow"), **fields)
+    model = create_model(
+        f"{cls.__name__}Options",
+        __config__=ConfigDict(arbitrary_types_allowed=True, extra="allow"),
+        **fields,
+    )
     try:
         checked = model(**options)
     except ValidationError as exc:
@@ -189,4 +200,3 @@ def load_policy(config: GRPOConfig) -> tuple[torch.nn.Module, Any]:
 
 def estimator_requires(estimator: Any) -> frozenset[str]:
     return frozenset(getattr(estimator, "requires", frozenset()))
-

@@ -273,13 +273,18 @@ def describe(exc: ValidationError) -> str:
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             if section == "transform":
                 hint += " A transform's own settings go under its options."
-            lines.append(f"{parent}: unknown key {loc[-1]!r} (allowed: "
-                         f"{', '.join(sorted(known))}).{hint}")
+            lines.append(
+                f"{parent}: unknown key {loc[-1]!r} (allowed: {', '.join(sorted(known))}).{hint}"
+            )
         elif kind == "literal_error":
             lines.append(f"{name} must be one of {ctx.get('expected')}, got {got!r}")
         elif kind in ("greater_than_equal", "greater_than", "less_than", "less_than_equal"):
-            op = {"greater_than_equal": ">=", "greater_than": ">", "less_than": "<",
-                  "less_than_equal": "<="}[kind]
+            op = {
+                "greater_than_equal": ">=",
+                "greater_than": ">",
+                "less_than": "<",
+                "less_than_equal": "<=",
+            }[kind]
             bound = next(iter(ctx.values()))
             lines.append(f"{name} must be {op} {bound}, got {got!r}")
         elif kind.endswith(("_type", "_parsing")) and kind != "model_type":

@@ -77,7 +77,9 @@ def write_completions(path: Path, step: int, samples, raw: dict[str, list[float]
 
 
 def plot_history(
-    history: list[dict[str, float]], path: Path, title: str = "rewardkit",
+    history: list[dict[str, float]],
+    path: Path,
+    title: str = "rewardkit",
     accuracy_reward: str | None = None,
 ) -> None:
     """PNG of the training reward (total, and the accuracy reward alone) and held-out
@@ -95,8 +97,12 @@ def plot_history(
     key = f"reward/{accuracy_reward}/mean"
     train_acc = [(h["step"], h[key]) for h in history if key in h]
     if train_acc and accuracy_reward:
-        ax.plot(*zip(*train_acc, strict=True), label=f"train {accuracy_reward} (mean)",
-                color="tab:green", alpha=0.6)
+        ax.plot(
+            *zip(*train_acc, strict=True),
+            label=f"train {accuracy_reward} (mean)",
+            color="tab:green",
+            alpha=0.6,
+        )
     evals = [(h["step"], h["eval/accuracy"]) for h in history if "eval/accuracy" in h]
     evals = [(s, a) for s, a in evals if not math.isnan(a)]
     if evals:
@@ -134,8 +140,9 @@ class LossTotals:
     def __init__(self, device: torch.device):
         self.sums = {k: torch.zeros((), device=device) for k in self.KEYS}
 
-    def add(self, loss: torch.Tensor, token_loss: Any, entropy: torch.Tensor,
-            mask: torch.Tensor) -> None:
+    def add(
+        self, loss: torch.Tensor, token_loss: Any, entropy: torch.Tensor, mask: torch.Tensor
+    ) -> None:
         """One micro-batch: its weighted loss, and clip / KL / entropy over policy tokens."""
         self.sums["loss"] += loss.detach()
         self.sums["clip"] += (token_loss.clipped.float() * mask).sum()
@@ -147,8 +154,12 @@ class LossTotals:
     def metrics(self, iterations: int) -> dict[str, float]:
         s = {k: v.item() for k, v in self.sums.items()}
         n = max(s["tokens"], 1.0)
-        return {"loss": s["loss"] / iterations, "clip_fraction": s["clip"] / n,
-                "entropy": s["entropy"] / n, "kl": s["kl"] / n}
+        return {
+            "loss": s["loss"] / iterations,
+            "clip_fraction": s["clip"] / n,
+            "entropy": s["entropy"] / n,
+            "kl": s["kl"] / n,
+        }
 
 
 def advantage_metrics(adv: torch.Tensor, loss_mask: torch.Tensor) -> dict[str, float]:

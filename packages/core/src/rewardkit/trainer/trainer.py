@@ -72,10 +72,12 @@ class GRPOTrainer:
         self.task, self.estimator = self.parts.task, self.parts.estimator
         self.loss = self.parts.loss or LOSSES.get(c.loss_type)()
         self.group_filter = self.parts.group_filter or build_group_filter(
-            c.group_filter, c.group_filter_options)
+            c.group_filter, c.group_filter_options
+        )
         self.output_dir = Path(c.output_dir)
-        self.engine = Engine(c, self.output_dir,
-                             trackers(c.report_to, self.output_dir) if dist.is_main() else None)
+        self.engine = Engine(
+            c, self.output_dir, trackers(c.report_to, self.output_dir) if dist.is_main() else None
+        )
         set_seed(c.seed + dist.rank())
         if model is None:
             model, tokenizer = load_policy(c)
@@ -92,8 +94,12 @@ class GRPOTrainer:
         self.reward_objects = {r.name: r.reward for r in self.parts.rewards}
         attention = getattr(getattr(model, "config", None), "_attn_implementation", "") or ""
         self.packing = c.packing if c.packing is not None else "flash" in attention
-        self.backend = make_backend(c, self.tokenizer, lambda: self.engine.policy,
-                                    self.task.generation_constraint(self.tokenizer))
+        self.backend = make_backend(
+            c,
+            self.tokenizer,
+            lambda: self.engine.policy,
+            self.task.generation_constraint(self.tokenizer),
+        )
         self.train_rows = self.task.rows("train")
         self.stream = PromptStream(len(self.train_rows), c.seed, dist.rank(), dist.world())
         self.prompts_truncated = 0  # prompts cut to max_prompt_length (kept: their end)
@@ -130,14 +136,30 @@ class GRPOTrainer:
         g = generations or c.num_generations
         if self.task.multi_turn:
             return multi_turn_rollout(
-                self.backend, self.tokenizer, self.task.make_environment, rows, ids, prompts, g,
-                c.max_completion_length, self.task.max_turns, self.task.max_episode_tokens,
-                group_offset, seed=c.seed + 7919 * self.step + 104729 * dist.rank(),
+                self.backend,
+                self.tokenizer,
+                self.task.make_environment,
+                rows,
+                ids,
+                prompts,
+                g,
+                c.max_completion_length,
+                self.task.max_turns,
+                self.task.max_episode_tokens,
+                group_offset,
+                seed=c.seed + 7919 * self.step + 104729 * dist.rank(),
                 greedy=greedy,
             )
         return single_turn_rollout(
-            self.backend, self.tokenizer, rows, ids, prompts, g, c.max_completion_length,
-            group_offset, greedy,
+            self.backend,
+            self.tokenizer,
+            rows,
+            ids,
+            prompts,
+            g,
+            c.max_completion_length,
+            group_offset,
+            greedy,
         )
 
     def sample_and_score(self) -> tuple[list[Sample], ScoreResult, dict[str, float]]:
@@ -154,8 +176,9 @@ class GRPOTrainer:
             with self.timed("score"):
                 scored = self.scorer(samples, RewardContext(self.step, "train"))
             # measured on the step's first draw, before any filter
-            stats.setdefault("frac_zero_variance_groups",
-                             zero_variance_fraction(samples, scored.total))
+            stats.setdefault(
+                "frac_zero_variance_groups", zero_variance_fraction(samples, scored.total)
+            )
             return samples, scored
 
         if self.group_filter is None:
@@ -193,27 +216,39 @@ class GRPOTrainer:
             scored = self.learn_rewards(samples, scored)
         seqs = [TrainSequence(s.prompt_ids, s.completion_ids, i) for i, s in enumerate(samples)]
         layout = "shared_prompt" if c.share_prompts else "packed" if self.packing else "padded"
-        mbs = make_micro_batches(seqs, c.micro_batch_tokens, layout, self.tokenizer.pad_token_id,
-                                 engine.device)
+        mbs = make_micro_batches(
+            seqs, c.micro_batch_tokens, layout, self.tokenizer.pad_token_id, engine.device
+        )
         with self.timed("forward_backward"):
             old_logp, ref_logp, entropies = self.logprob_pass(samples, mbs)
-        batch = RolloutBatch.from_samples(samples, scored.outputs, scored.total,
-                                          c.max_completion_length, entropies)
+        batch = RolloutBatch.from_samples(
+            samples, scored.outputs, scored.total, c.max_completion_length, entropies
+        )
         adv = self.estimator(batch).to(engine.device)
         loss_mask = self.loss_mask(batch, samples)
-        weights = self.loss.weights(loss_mask, c.max_completion_length,
-                                    global_tokens=dist.sum_over_processes(loss_mask.sum().item()),
-                                    num_processes=dist.world())
+        weights = self.loss.weights(
+            loss_mask,
+            c.max_completion_length,
+            global_tokens=dist.sum_over_processes(loss_mask.sum().item()),
+            num_processes=dist.world(),
+        )
         totals, grad_norm = LossTotals(engine.device), 0.0
         for _ in range(c.num_iterations):
             for mb, scale, last in engine.micro_batches(mbs):
                 with self.timed("forward_backward"), engine.accumulate(last):
-                    logp, entropy = completion_logprobs(engine.model, mb, c.temperature,
-                                                        with_entropy=True)
+                    logp, entropy = completion_logprobs(
+                        engine.model, mb, c.temperature, with_entropy=True
+                    )
                     r, t = mb.rows.to(engine.device), mb.cols.to(engine.device)
                     tl = self.loss.token_loss(
-                        logp, None if old_logp is None else old_logp[r, t], adv[r, t],
-                        loss_mask[r, t], r, c.epsilon_low, c.epsilon_upper, c.beta,
+                        logp,
+                        None if old_logp is None else old_logp[r, t],
+                        adv[r, t],
+                        loss_mask[r, t],
+                        r,
+                        c.epsilon_low,
+                        c.epsilon_upper,
+                        c.beta,
                         None if ref_logp is None else ref_logp[r, t],
                     )
                     loss = (weights[r, t] * scale * tl.loss).sum()
@@ -223,11 +258,18 @@ class GRPOTrainer:
                 grad_norm = engine.step()
         self.backend.sync_weights(engine.policy)
         self.step += 1
-        metrics = {**scored.metrics(), **self.scorer.reward_stats(), **stats,
-                   **totals.metrics(c.num_iterations), **advantage_metrics(adv, loss_mask),
-                   **self.batch_metrics(samples, batch), "grad_norm": grad_norm, "lr": engine.lr,
-                   "micro_batches": float(len(mbs)),
-                   **{f"time/{name}": seconds for name, seconds in self.timers.items()}}
+        metrics = {
+            **scored.metrics(),
+            **self.scorer.reward_stats(),
+            **stats,
+            **totals.metrics(c.num_iterations),
+            **advantage_metrics(adv, loss_mask),
+            **self.batch_metrics(samples, batch),
+            "grad_norm": grad_norm,
+            "lr": engine.lr,
+            "micro_batches": float(len(mbs)),
+            **{f"time/{name}": seconds for name, seconds in self.timers.items()},
+        }
         metrics = dist.mean_over_processes(metrics)
         metrics["time/step"] = time.perf_counter() - t0
         self.log_completions(samples, scored, adv, loss_mask)
@@ -256,8 +298,9 @@ class GRPOTrainer:
         every = self.config.log_completions_every
         if every and self.step % every == 0 and dist.is_main():
             first_adv = [adv[i][loss_mask[i] > 0][:1].sum().item() for i in range(len(samples))]
-            write_completions(self.output_dir / "completions.jsonl", self.step, samples,
-                              scored.raw, first_adv)
+            write_completions(
+                self.output_dir / "completions.jsonl", self.step, samples, scored.raw, first_adv
+            )
 
     @torch.no_grad()
     def logprob_pass(self, samples, mbs):
@@ -277,8 +320,9 @@ class GRPOTrainer:
         for mb in mbs:
             r, t = mb.rows.to(dev), mb.cols.to(dev)
             if old is not None:  # the unwrapped policy: no DDP hooks in a no-grad pass
-                logp, e = completion_logprobs(self.engine.policy, mb, c.temperature,
-                                              with_entropy=need_entropy)
+                logp, e = completion_logprobs(
+                    self.engine.policy, mb, c.temperature, with_entropy=need_entropy
+                )
                 old[r, t] = logp
                 if ent is not None:
                     ent[r, t] = e
@@ -289,7 +333,8 @@ class GRPOTrainer:
             mask = torch.zeros(B, T, device=dev)
             for i, s in enumerate(samples):
                 mask[i, : len(s.completion_mask)] = torch.tensor(
-                    s.completion_mask, device=dev, dtype=torch.float)
+                    s.completion_mask, device=dev, dtype=torch.float
+                )
             entropies = ((ent * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu()
         return (old if need_old else None), ref, entropies
 
@@ -344,8 +389,13 @@ class GRPOTrainer:
             c = self.config
             if self.step == 0:
                 self._log({**self.held_out(), **self.evaluate_task("before")})
-            columns = [TextColumn("GRPO"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                       TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
+            columns = [
+                TextColumn("GRPO"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+            ]
             show = c.progress and dist.is_main()
             with Progress(*columns, disable=not show) as bar:
                 job = bar.add_task("train", total=c.max_steps, completed=self.step, info="")
@@ -363,8 +413,12 @@ class GRPOTrainer:
             self._log({**self.held_out(), **self.evaluate_task("after")})
             self.save_checkpoint(final=True)
             if dist.is_main():
-                plot_history(self.history, self.output_dir / "training.png",
-                             f"{c.task} — {c.advantage}", self.parts.accuracy_reward)
+                plot_history(
+                    self.history,
+                    self.output_dir / "training.png",
+                    f"{c.task} — {c.advantage}",
+                    self.parts.accuracy_reward,
+                )
             self.accelerator.end_training()
             return self.history
 
@@ -398,7 +452,9 @@ class GRPOTrainer:
 
     def load_checkpoint(self, path: str) -> None:
         if path == "latest":
-            found = sorted(self.output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+            found = sorted(
+                self.output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
+            )
             if not found:
                 raise FileNotFoundError(f"resume_from=latest: no checkpoint in {self.output_dir}")
             path = str(found[-1])
