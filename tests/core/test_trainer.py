@@ -357,6 +357,52 @@ def test_interrupted_run_resumes_with_identical_metrics(tmp_path):
         assert by_step(history, step) == pytest.approx(by_step(full, step), rel=1e-6, abs=1e-7)
         assert by_step(full, step)["reward/test.length/std"] > 0  # the corrected reward varies
 
+    def logged_steps(run):  # the rows the interrupted run logged after step 2 were dropped
+        rows = (tmp_path / run / "run" / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(r)["step"] for r in rows]
+
+    assert logged_steps("b") == logged_steps("a")
+
+
+def test_a_fresh_run_sets_aside_an_earlier_runs_logs(tmp_path):
+    from rewardkit.trainer.trainer import GRPOTrainer
+
+    GRPOTrainer(tiny_config(tmp_path, max_steps=2)).train()
+    out = tmp_path / "run"
+    first = (out / "metrics.jsonl").read_text()
+    evaluation = GRPOTrainer(tiny_config(tmp_path, max_steps=0, report_to=[]))
+    evaluation.evaluate()  # as `rewardkit eval` does: the run's logs stay where they are
+    evaluation.scorer.close()
+    assert (out / "metrics.jsonl").read_text() == first
+    trainer = GRPOTrainer(tiny_config(tmp_path, max_steps=1))
+    with pytest.warns(UserWarning, match="held logs of an earlier run"):
+        trainer.train()
+    GRPOTrainer(tiny_config(tmp_path / "clean", max_steps=1)).train()
+
+    def steps(run_dir):
+        return [json.loads(r)["step"] for r in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    assert steps(out) == steps(tmp_path / "clean" / "run")  # only the second run's rows
+    completions = [json.loads(r) for r in (out / "completions.jsonl").read_text().splitlines()]
+    assert {r["step"] for r in completions} == {1}
+    (old_metrics,) = out.glob("metrics.before-*.jsonl")
+    assert old_metrics.read_text() == first
+    assert len(list(out.glob("completions.before-*.jsonl"))) == 1
+
+
+def test_resume_drops_rows_logged_after_the_checkpoint_and_a_torn_line(tmp_path):
+    from rewardkit.trainer.logging import drop_rows_after
+
+    rows = [{"step": 0, "eval/accuracy": 0.5}, {"step": 1}, {"step": 2}, {"step": 3}]
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"step": 4, "rew'
+    (tmp_path / "metrics.jsonl").write_text(text)
+    (tmp_path / "completions.jsonl").write_text('{"step": 2, "group": 0}\n{"step": 3}\n')
+    with pytest.warns(UserWarning, match="dropped 3 log rows"):
+        assert drop_rows_after(tmp_path, 2) == 3
+    kept = [json.loads(r)["step"] for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert kept == [0, 1, 2]
+    assert (tmp_path / "completions.jsonl").read_text() == '{"step": 2, "group": 0}\n'
+
 
 def test_resuming_with_other_stateful_rewards_is_an_error(tmp_path):
     from rewardkit.trainer.trainer import GRPOTrainer

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ class JSONLTracker(GeneralTracker):
         self.run_name = run_name
         self.path = Path(logging_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a")
+        self._file = None  # opened at the first row: a fresh run first sets old logs aside
 
     @property
     def tracker(self):
@@ -36,11 +38,69 @@ class JSONLTracker(GeneralTracker):
         (self.path.parent / "config.json").write_text(json.dumps(values, indent=2, default=str))
 
     def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
+        if self._file is None:
+            self._file = self.path.open("a")
         self._file.write(json.dumps({"step": step, **values}, default=float) + "\n")
         self._file.flush()
 
     def finish(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+
+
+RUN_LOGS = ("metrics.jsonl", "completions.jsonl")  # appended to step by step
+
+
+def set_aside_previous_logs(output_dir: str | Path) -> list[Path]:
+    """A fresh run (training from step 0) in a directory that holds an earlier run's logs:
+    move them to `<name>.before-<UTC time>.jsonl` with a warning, so that the new run's logs
+    hold only its own rows. Returns the new paths."""
+    moved = []
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for name in RUN_LOGS:
+        path = Path(output_dir) / name
+        if path.exists():
+            target = path.with_name(f"{path.stem}.before-{stamp}.jsonl")
+            path.rename(target)
+            moved.append(target)
+    if moved:
+        warnings.warn(
+            f"{output_dir} held logs of an earlier run; moved to "
+            + ", ".join(p.name for p in moved)
+            + " (resume with resume_from=latest to continue that run instead)",
+            stacklevel=2,
+        )
+    return moved
+
+
+def drop_rows_after(output_dir: str | Path, step: int) -> int:
+    """On resume from a checkpoint at `step`: drop the rows that the interrupted run logged
+    after it (those steps run again), and a line torn by the interruption. Returns how many
+    rows were dropped (with a warning when any)."""
+    dropped = 0
+    for name in RUN_LOGS:
+        path = Path(output_dir) / name
+        if not path.exists():
+            continue
+        lines = path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if _logged_step(line) <= step]
+        if len(kept) < len(lines):
+            dropped += len(lines) - len(kept)
+            path.write_text("".join(kept))  # an open append handle keeps appending at the end
+    if dropped:
+        warnings.warn(
+            f"resuming at step {step}: dropped {dropped} log rows of {output_dir} that the "
+            "interrupted run wrote after its last checkpoint",
+            stacklevel=2,
+        )
+    return dropped
+
+
+def _logged_step(line: str) -> float:
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf  # torn or foreign: not a row of a step before the checkpoint
 
 
 def trackers(report_to: list[str], output_dir: str | Path) -> list[Any]:

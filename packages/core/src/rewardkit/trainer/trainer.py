@@ -48,8 +48,10 @@ from rewardkit.trainer.engine import Engine
 from rewardkit.trainer.logging import (
     LossTotals,
     advantage_metrics,
+    drop_rows_after,
     flatten,
     plot_history,
+    set_aside_previous_logs,
     trackers,
     write_completions,
 )
@@ -387,7 +389,9 @@ class GRPOTrainer:
 
         with self.scorer:  # its reward threads end with the run, also on an error
             c = self.config
-            if self.step == 0:
+            if self.step == 0:  # a fresh run: its logs hold only its own rows
+                if dist.is_main():
+                    set_aside_previous_logs(self.output_dir)
                 self._log({**self.held_out(), **self.evaluate_task("before")})
             columns = [
                 TextColumn("GRPO"),
@@ -468,6 +472,8 @@ class GRPOTrainer:
         self.step = state["step"]
         self.stream.load_state_dict(state["stream"])
         self.history = state["history"]
+        if dist.is_main():
+            drop_rows_after(self.output_dir, self.step)
 
 
 class _AdaptersDisabled(torch.nn.Module):
