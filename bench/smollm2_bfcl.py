@@ -50,6 +50,7 @@ def heldout(config_path: str, model: str, out: Path, limit: int = 0, chunk: int 
     if out.exists():
         return json.loads(out.read_text())
     from rewardkit.trainer.config import GRPOConfig
+    from rewardkit.trainer.rollout import encode_prompts
     from rewardkit.trainer.trainer import GRPOTrainer
     from rewardkit_tools.bfcl_scoring import evaluate, judge, predicted_calls
     from rewardkit_tools.toolrl import format_score
@@ -59,7 +60,9 @@ def heldout(config_path: str, model: str, out: Path, limit: int = 0, chunk: int 
     trainer = GRPOTrainer(config)
     rows = trainer.task.rows("test")[: limit or None]
     # chunks of similar prompt length (less left padding); the same chunks for every model
-    lengths = [len(ids) for ids in trainer.encode_prompts(rows)[1]]
+    prompts = [trainer.task.prompt(r) for r in rows]
+    ids, _ = encode_prompts(trainer.tokenizer, prompts, config.max_prompt_length, config.task)
+    lengths = [len(x) for x in ids]
     order = sorted(range(len(rows)), key=lambda i: (lengths[i], rows[i]["id"]))
     completions: dict[str, str] = {}
     start, cpu = time.perf_counter(), time.process_time()
