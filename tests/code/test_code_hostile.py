@@ -104,15 +104,20 @@ CASES = [
 
 HEALTH = (
     "import os\n"
+    "def cmdline(pid):\n"
+    "    return open(f'/proc/{pid}/cmdline', 'rb').read()\n"
     "procs = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+    "# besides the runner (PID 1), the template and this program: at most the judge kept\n"
+    "# from earlier programs, a fork of the runner (same command line)\n"
+    "others = [int(p) for p in procs if int(p) not in (1, os.getpid(), os.getppid())]\n"
+    "judges = [p for p in others if cmdline(p) == cmdline(1)]\n"
     "daemon_trace = os.path.exists('/work/daemon-was-here')\n"
     "here = os.listdir('.') + os.listdir('/tmp')\n"
     "def f(x):\n    return x * 2\n"
 )
 HEALTH_TESTS = [
     AssertTest("assert f(21) == 42"),
-    # the runner (PID 1), the template that forks programs, and this program
-    AssertTest("assert len(procs) == 3, procs"),
+    AssertTest("assert len(judges) == len(others) <= 1, (procs, others)"),
     AssertTest("assert not daemon_trace"),
     AssertTest("assert here == [], here"),
 ]
@@ -169,14 +174,20 @@ def test_broken_container_is_replaced(docker_sandbox):
         "os.setpriority(os.PRIO_PROCESS, pid, 19)",
         "os.sched_setaffinity(pid, {sorted(os.sched_getaffinity(pid))[0]})",
         "os.kill(pid, signal.SIGSTOP)",
+        "resource.prlimit(pid, resource.RLIMIT_NOFILE, (16, 16))",
+        "resource.prlimit(pid, resource.RLIMIT_AS, (64 * 2**20, 64 * 2**20))",
     ],
 )
 def test_program_cannot_slow_down_later_programs(docker_sandbox, attack):
-    """A program may renice, pin or stop the runner and the template (same uid): the next
-    program must still run at full speed, so the worker is checked and replaced."""
+    """A program may renice, pin, stop or lower the rlimits of the runner, the template and
+    the judge kept from earlier programs (same uid): the next program must still run at
+    full speed and within its own limits, so the worker or the judge is checked and
+    replaced."""
     box = docker_sandbox
+    # a first program, so that a judge is kept and the attack can reach it
+    assert box.run("x = 1\n", [AssertTest("assert x == 1")])[0].passed
     program = (
-        "import os, signal\n"
+        "import os, resource, signal\n"
         "for p in os.listdir('/proc'):\n"
         "    if p.isdigit() and int(p) != os.getpid():\n"
         "        pid = int(p)\n"
@@ -185,13 +196,17 @@ def test_program_cannot_slow_down_later_programs(docker_sandbox, attack):
         "        except OSError:\n"
         "            pass\n"
     )
-    assert box.run(program, [AssertTest("pass")])[0].status in {"pass", "error"}
+    # the attacker may hurt its own test (a stopped judge: timeout), not the next program's
+    assert box.run(program, [AssertTest("pass")])[0].status in {"pass", "error", "timeout"}
     probe = (
-        "import os\n"
+        "import os, resource\n"
         "others = [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]\n"
         "nice = [os.getpriority(os.PRIO_PROCESS, p) for p in others]\n"
         "cpus = [len(os.sched_getaffinity(p)) for p in others]  # no cpuset: all CPUs\n"
         "states = [open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[0] for p in others]\n"
+        "files = [resource.prlimit(p, resource.RLIMIT_NOFILE)[0] for p in others]\n"
+        "memory = [resource.prlimit(p, resource.RLIMIT_AS)[0] for p in others]\n"
+        "def f(x):\n    return [x] * 2**16\n"
     )
     for _ in range(box.pool_size + 1):
         out = box.run(
@@ -200,6 +215,43 @@ def test_program_cannot_slow_down_later_programs(docker_sandbox, attack):
                 AssertTest("assert nice == [0] * len(nice), nice"),
                 AssertTest("assert cpus == [os.cpu_count()] * len(cpus), cpus"),
                 AssertTest("assert 'T' not in states, states"),
+                AssertTest("assert 16 not in files, files"),
+                AssertTest("assert 64 * 2**20 not in memory, memory"),
+                # a list crosses to the judge: it has its own memory limit back
+                AssertTest("assert len(f(0)) == 2**16"),
             ],
         )
-        assert [o.status for o in out] == ["pass"] * 3, out
+        assert [o.status for o in out] == ["pass"] * 6, out
+
+
+JUDGES = (
+    "import os\n"
+    "def cmdline(pid):\n"
+    "    return open(f'/proc/{pid}/cmdline', 'rb').read()\n"
+    "judges = [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) not in "
+    "(1, os.getpid(), os.getppid()) and cmdline(p) == cmdline(1)]\n"
+)
+
+
+def test_the_judge_is_kept_across_programs_and_replaced_after_a_timeout(docker_image):
+    """One judge serves the assert tests of program after program (forking one per program
+    cost more than the tests); a test that times out in it gets a new one."""
+    from rewardkit_code.sandbox.docker_backend import DockerSandbox
+
+    def judges_seen(box):
+        out = box.run(JUDGES, [AssertTest("assert judges == [], judges")])
+        assert out[0].status == "fail", out  # the message names the judge the program saw
+        return out[0].message
+
+    with DockerSandbox(image=docker_image, pool_size=1, timeout=1.0) as box:
+        assert box.run("x = 1\n", [AssertTest("assert x == 1")])[0].passed
+        first = judges_seen(box)
+        assert first == judges_seen(box)  # the same judge, program after program
+        # a test that hangs in the judge: it is killed, the next test gets a new judge
+        slow = box.run("def f():\n    return 1\n", [AssertTest("while True:\n    f()")])
+        assert slow[0].status == "timeout"
+        assert box.run(JUDGES, [AssertTest("assert judges == [], judges")])[0].passed  # killed
+        assert box.run("x = 1\n", [AssertTest("assert x == 1")])[0].passed
+        after = judges_seen(box)
+        assert after != first and after.startswith("AssertionError: [")
+        assert after == judges_seen(box)

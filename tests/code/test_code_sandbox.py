@@ -225,7 +225,8 @@ def test_containers_of_a_killed_process_are_removed_by_the_next_pool(docker_imag
 
     def containers_of(pid: int) -> list:
         owner = f"{socket.gethostname()}:{pid}"
-        return client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"})
+        label = {"label": f"{OWNER_LABEL}={owner}"}
+        return client.containers.list(all=True, filters=label, sparse=True)
 
     killed = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     alive = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

@@ -584,15 +584,12 @@ def _run_test(code, tree, channel, namespace):
 def judge_main(limits, max_bytes, cwd):
     """A judge forked from the runner (fd 3: its control socket): isolate, then for each
     message {"code": test code} with the socket to a fresh copy of the program, judge the
-    test and answer {"status", "message"}. Never returns."""
+    test and answer {"status", "message"}; answer {"ping": 1} with {"pong": 1}. The runner
+    keeps it for the tests of later programs. Never returns."""
     ctrl = socket.socket(fileno=3)
     try:
         isolate(limits)
         set_dumpable(0)
-        try:
-            os.chdir(cwd)  # a test may read files the program wrote
-        except OSError:  # the program made its directory unreadable
-            os.chdir("/")
     except BaseException as exc:
         ctrl.send(json.dumps({"status": "error", "message": f"judge: {exc!r}"}).encode())
         os._exit(1)
@@ -601,8 +598,15 @@ def judge_main(limits, max_bytes, cwd):
             data, fds, _, _ = socket.recv_fds(ctrl, 1 << 24, 1)
         except OSError:
             os._exit(0)
+        if data and not fds and json.loads(data).get("ping") == 1:
+            ctrl.send(b'{"pong": 1}')
+            continue
         if not data or len(fds) != 1:
             os._exit(0)
+        try:
+            os.chdir(cwd)  # a test may read files the program wrote
+        except OSError:  # the program made its directory unreadable
+            os.chdir("/")
         try:
             status, message = judge(
                 json.loads(data)["code"], socket.socket(fileno=fds[0]), max_bytes

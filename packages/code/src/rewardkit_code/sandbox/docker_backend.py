@@ -251,8 +251,10 @@ def remove_orphaned_containers(client) -> int:
     sharing the engine, and unlabelled ones are left alone."""
     host = socket.gethostname()
     removed = 0
-    for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
-        owner_host, _, pid = c.labels.get(OWNER_LABEL, "").rpartition(":")
+    # sparse: no inspect per container, which fails when another pool removes it meanwhile
+    for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}, sparse=True):
+        labels = c.attrs.get("Labels") or {}
+        owner_host, _, pid = labels.get(OWNER_LABEL, "").rpartition(":")
         if owner_host == host and pid.isdigit() and not _process_exists(int(pid)):
             try:
                 c.remove(force=True)

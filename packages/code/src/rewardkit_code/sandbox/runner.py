@@ -25,21 +25,26 @@ One job:
    the program on the test's stdin. Its stdout goes back to the host, which compares it
    with the expected output (the expected output never enters the sandbox).
 3. Assert tests: the program is loaded once; for each test the program's process forks a
-   copy of the loaded state, and this runner forks a judge (`calls.judge`) that runs the
-   test code against that copy over a socket pair. The verdict comes back on a pipe that
-   only the judge holds (see calls.py for why the program cannot forge it).
+   copy of the loaded state, and a judge (`calls.judge_main`, forked from this runner) runs
+   the test code against that copy over a socket pair. The verdict comes back on a socket
+   that only the judge holds (see calls.py for why the program cannot forge it). The judge
+   is kept from program to program (forking one per program cost more than the tests):
+   after every job it must answer a ping and show the nice value, scheduling, CPU affinity
+   and rlimits it was given, else it is replaced; so is one that timed out, died or
+   used up its CPU reserve.
 4. Time: each test may take `timeout` seconds and the program `budget` seconds in all,
    starting and loading included. Once a test has timed out, the tests after it share at
    most `grace` seconds, so a program that hangs on every test costs about one timeout.
    Tests left when the budget is spent are reported as "skipped" without running.
-5. After each test the judge and the program's copy are killed with whatever they started.
-   After the job every other process is killed ("all": this runner is PID 1 of a container,
+5. After each test the program's copy is killed with whatever it started. After the job
+   every other process but the judge is killed ("all": this runner is PID 1 of a container,
    which the other processes of the container cannot signal) or the program's process
    groups are ("group": the local backend), and the work and tmp directories are emptied.
 """
 
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -54,6 +59,8 @@ MAX_COPIES = 16  # copies of the loaded program forked at once (calls.MAX_COPIES
 NO_VERDICT = "the test ended without a verdict (it exited or was killed)"
 CALLS = {"__name__": "calls"}  # calls.py, executed at start (the judge side is used here)
 SIGNAL_HINTS = {9: " (memory limit?)", 24: " (CPU time limit)", 25: " (file size limit)"}
+JUDGE_CPU_RESERVE = 600  # CPU seconds a kept judge may use in all before it is replaced
+RLIMITS = sorted({getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_")})
 
 
 class OutputCap(Exception):
@@ -247,7 +254,6 @@ class ProgramProcess:
         self.err = Output(err_r)
         self.copies = []  # pids of the copies that ran a test, killed after it
         self.spare = []  # (pid, socket) of copies forked ahead, waiting for their tests
-        self.judge = None  # the judge of its assert tests, forked for the first one
         self.status = None
         self.seq = 0
         self.gone = not isinstance(self.pid, int)
@@ -338,10 +344,14 @@ def _result(status, message="", seconds=0.0, stdout=""):
 
 
 class Judge:
-    """A judge process (calls.judge_main) forked from this runner for one program's assert
-    tests; the runner replaces it after a test that timed out or killed it."""
+    """A judge process (calls.judge_main) forked from this runner; kept for later programs
+    while their settings match and it stays intact (`judge_for`, `_check_judge`)."""
 
     def __init__(self, settings):
+        self.key = _judge_key(settings)
+        self.limits = dict(
+            settings.limits, cpu_seconds=settings.limits["cpu_seconds"] + JUDGE_CPU_RESERVE
+        )
         self.ctrl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
@@ -350,8 +360,43 @@ class Judge:
                 CALLS["place_fds"]([null, null, null, theirs.fileno()])
             except BaseException:
                 os._exit(70)
-            CALLS["judge_main"](settings.limits, settings.max_output, settings.jobdir)
+            CALLS["judge_main"](self.limits, settings.max_output, settings.jobdir)
         theirs.close()
+
+    def expected_state(self):
+        """The runner's own scheduling and rlimits, with the four limits calls.isolate sets."""
+        nice, policy, cpus, limits = BASELINE
+        mem = self.limits["memory_mb"] * 1024 * 1024
+        cpu = self.limits["cpu_seconds"]
+        cap = CALLS["FILE_CAP"]
+        own = {
+            resource.RLIMIT_AS: (mem, mem),
+            resource.RLIMIT_CPU: (cpu, cpu),
+            resource.RLIMIT_FSIZE: (cap, cap),
+            resource.RLIMIT_CORE: (0, 0),
+        }
+        return nice, policy, cpus, tuple(own.get(r, lim) for r, lim in zip(RLIMITS, limits))
+
+    def cpu_seconds(self):
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return float("inf")
+
+    def ping(self, deadline):
+        """True when the judge answers (it is alive, running and not stuck in a test)."""
+        try:
+            self.ctrl.send(json.dumps({"ping": 1}).encode())
+        except OSError:
+            return False
+        if _wait([self.ctrl.fileno()], deadline, []) is None:
+            return False
+        try:
+            return json.loads(self.ctrl.recv(65536)).get("pong") == 1
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def judge(self, code, sock, deadline, outputs):
         """(status, message) for one test, or None when the deadline passed first."""
@@ -370,6 +415,49 @@ class Judge:
     def close(self):
         self.ctrl.close()
         _kill(self.pid)
+
+
+_JUDGE = None
+
+
+def _judge_key(settings):
+    return settings.limits["memory_mb"], settings.max_output, settings.jobdir, settings.drop_uid
+
+
+def judge_for(settings):
+    """The kept judge if it fits these settings and has CPU time left, else a new one."""
+    global _JUDGE
+    if _JUDGE is not None and (
+        _JUDGE.key != _judge_key(settings)
+        or _JUDGE.cpu_seconds() + settings.limits["cpu_seconds"] > _JUDGE.limits["cpu_seconds"]
+    ):
+        drop_judge()
+    if _JUDGE is None:
+        _JUDGE = Judge(settings)
+    return _JUDGE
+
+
+def drop_judge():
+    """Kill the kept judge (stuck in a test, dead, tampered with, or unfit)."""
+    global _JUDGE
+    if _JUDGE is not None:
+        _JUDGE.close()
+        _JUDGE = None
+
+
+def _check_judge():
+    """After a job, once the program's processes are gone: keep the judge only if it answers
+    a ping and its scheduling and rlimits are still those it was given. (A program of the
+    same uid can signal it, renice it, pin it or lower its limits; that must not reach the
+    tests of later programs.)"""
+    if _JUDGE is None:
+        return
+    try:
+        os.kill(_JUDGE.pid, signal.SIGCONT)
+    except OSError:
+        pass
+    if not _JUDGE.ping(time.monotonic() + 2.0) or _state(_JUDGE.pid) != _JUDGE.expected_state():
+        drop_judge()
 
 
 def _fork_copies(proc, count, deadline):
@@ -399,20 +487,17 @@ def assert_test(proc, code, limit, tests_left):
     pid, ours = proc.spare.pop(0)
     proc.copies.append(pid)
     try:
-        if proc.judge is None:
-            proc.judge = Judge(proc.settings)
+        judge = judge_for(proc.settings)
         try:
-            verdict = proc.judge.judge(code, ours, deadline, proc.outputs)
+            verdict = judge.judge(code, ours, deadline, proc.outputs)
         except OutputCap:  # the judge is still in this test: it must not answer the next one
-            proc.judge.close()
-            proc.judge = None
+            drop_judge()
             raise
     finally:
         ours.close()
     seconds = time.monotonic() - start
     if verdict is None or verdict[1] == NO_VERDICT:
-        proc.judge.close()  # stuck in the test, or dead: the next test gets a new judge
-        proc.judge = None
+        drop_judge()  # stuck in the test, or dead: the next test gets a new judge
     if verdict is None:
         return _result("timeout", f"exceeded the time limit of {limit:g}s", seconds)
     return _result(verdict[0], verdict[1], seconds)
@@ -603,8 +688,6 @@ def _after_job(proc):
         proc.ctrl.close()
     except OSError:
         pass
-    if proc.judge is not None:
-        proc.judge.close()
     for pid, ours in proc.spare:
         ours.close()
         proc.copies.append(pid)
@@ -616,33 +699,36 @@ def _after_job(proc):
             pass
         if proc.status is None:
             proc.template.request({"op": "reap", "pid": proc.pid}, time.monotonic() + 5)
-    # a program of the same uid may have lowered the priority of the runner or the
-    # template (which it cannot undo): then the worker is replaced, or later programs
-    # would run slower and time out where others do not
-    clean = _scheduling(os.getpid()) == BASELINE and (
-        proc.template.gone() or _scheduling(proc.template.pid) == BASELINE
+    # a program of the same uid may have lowered the priority or the limits of the runner
+    # or the template (which it cannot undo): then the worker is replaced, or later
+    # programs would run slower and fail where others do not
+    clean = _state(os.getpid()) == BASELINE and (
+        proc.template.gone() or _state(proc.template.pid) == BASELINE
     )
     if proc.settings.cleanup == "all":
-        clean = _sweep(keep={os.getpid(), proc.template.pid}) and clean
+        keep = {os.getpid(), proc.template.pid} | ({_JUDGE.pid} if _JUDGE else set())
+        clean = _sweep(keep) and clean
+    _check_judge()
     _reap()
     for o in proc.outputs:
         os.close(o.fd)
     return clean
 
 
-def _scheduling(pid):
-    """Nice value, scheduling policy and CPU affinity of a process."""
+def _state(pid):
+    """Nice value, scheduling policy, CPU affinity and rlimits of a process."""
     try:
         return (
             os.getpriority(os.PRIO_PROCESS, pid),
             os.sched_getscheduler(pid),
             sorted(os.sched_getaffinity(pid)),
+            tuple(resource.prlimit(pid, r) for r in RLIMITS),
         )
     except OSError:
         return None
 
 
-BASELINE = None  # the runner's own scheduling at start
+BASELINE = None  # the runner's own state at start
 
 
 def _sweep(keep):
@@ -727,7 +813,7 @@ def main():
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     CALLS["set_dumpable"](0)
-    BASELINE = _scheduling(os.getpid())
+    BASELINE = _state(os.getpid())
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.makedirs(raw_settings["tmpdir"], exist_ok=True)
 
