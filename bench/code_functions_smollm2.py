@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from timed_run import timed_train, uptime  # bench/timed_run.py
+from timed_run import history, paired_bootstrap, timed_train, uptime  # bench/timed_run.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -77,13 +77,6 @@ def score(model: str, cache: Path) -> dict:
     return result
 
 
-def paired_ci(before, after, resamples: int = 10000, seed: int = 0) -> list[float]:
-    before, after = np.asarray(before, float), np.asarray(after, float)
-    idx = np.random.default_rng(seed).integers(0, len(before), size=(resamples, len(before)))
-    diffs = after[idx].mean(1) - before[idx].mean(1)
-    return [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
-
-
 def dead_groups(run_dir: Path, reward: str) -> dict:
     """From the logged rollouts (completions.jsonl, every `log_completions_every` steps): the
     share of groups whose reward had zero variance, and the share whose advantages were all
@@ -100,10 +93,6 @@ def dead_groups(run_dir: Path, reward: str) -> dict:
         "zero_reward_variance": float(np.mean([max(r) - min(r) < 1e-9 for r in rewards])),
         "zero_advantage": float(np.mean([max(map(abs, a)) < 1e-6 for a in advantages])),
     }
-
-
-def history(run_dir: Path) -> list[dict]:
-    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def plot(runs: dict, path: Path) -> None:
@@ -176,10 +165,12 @@ def main() -> None:
         per_run[f"{reward}_seed{seed}"] = {
             "pass_at_1_before": float(np.mean(base["passed"])),
             "pass_at_1_after": float(np.mean(after["passed"])),
-            "pass_at_1_gain_ci95": paired_ci(base["passed"], after["passed"]),
+            "pass_at_1_gain_ci95": paired_bootstrap(base["passed"], after["passed"]),
             "test_pass_rate_before": float(np.mean(base["test_pass_rate"])),
             "test_pass_rate_after": float(np.mean(after["test_pass_rate"])),
-            "test_pass_rate_gain_ci95": paired_ci(base["test_pass_rate"], after["test_pass_rate"]),
+            "test_pass_rate_gain_ci95": paired_bootstrap(
+                base["test_pass_rate"], after["test_pass_rate"]
+            ),
             "tasks_only_before": int(
                 sum(b and not a for b, a in zip(base["passed"], after["passed"]))
             ),
@@ -203,11 +194,11 @@ def main() -> None:
         v, b = scores["verpo", seed], scores["binary", seed]
         comparison[f"seed{seed}"] = {
             "pass_at_1_verpo_minus_binary": float(np.mean(v["passed"]) - np.mean(b["passed"])),
-            "ci95": paired_ci(b["passed"], v["passed"]),
+            "ci95": paired_bootstrap(b["passed"], v["passed"]),
             "test_pass_rate_verpo_minus_binary": float(
                 np.mean(v["test_pass_rate"]) - np.mean(b["test_pass_rate"])
             ),
-            "test_pass_rate_ci95": paired_ci(b["test_pass_rate"], v["test_pass_rate"]),
+            "test_pass_rate_ci95": paired_bootstrap(b["test_pass_rate"], v["test_pass_rate"]),
         }
     result = {
         "command": "uv run --no-sync python bench/code_functions_smollm2.py "

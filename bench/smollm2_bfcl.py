@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from timed_run import timed_train, uptime  # bench/timed_run.py
+from timed_run import history, paired_bootstrap, timed_train, uptime  # bench/timed_run.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -96,13 +96,6 @@ def heldout(config_path: str, model: str, out: Path, limit: int = 0, chunk: int 
     return result
 
 
-def paired_bootstrap(before: np.ndarray, after: np.ndarray, resamples: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(before), size=(resamples, len(before)))
-    diffs = after[idx].mean(1) - before[idx].mean(1)
-    return [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
-
-
 def column(result: dict, ids: list[str], key: str) -> np.ndarray:
     return np.array([float(result["per_row"][i][key]) for i in ids])
 
@@ -130,10 +123,6 @@ def zero_variance(run_dir: Path) -> dict:
     names = sorted({n for g in groups.values() for n in g})
     share = {n: float(np.mean([np.std(g[n]) < 1e-6 for g in groups.values()])) for n in names}
     return {"groups": len(groups), "share": share}
-
-
-def history(run_dir: Path) -> list[dict]:
-    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def plot(runs: dict[str, dict], path: Path, n_rows: int) -> None:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from timed_run import timed_train, uptime  # bench/timed_run.py
+from timed_run import history, paired_bootstrap, timed_train, uptime  # bench/timed_run.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -54,17 +54,6 @@ def per_item(config_path: str, model: str, seed: int) -> tuple[list[bool], list[
     samples = trainer.rollout(rows, greedy=True, generations=1)
     scores = trainer.scorer(samples).raw[trainer.parts.accuracy_reward]
     return [s >= config.eval_correct_threshold for s in scores], [s.completion for s in samples]
-
-
-def paired_bootstrap(before: np.ndarray, after: np.ndarray, resamples: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(before), size=(resamples, len(before)))
-    diffs = after[idx].mean(1) - before[idx].mean(1)
-    return float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
-
-
-def history(run_dir: Path) -> list[dict]:
-    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def plot(runs: dict[int, Path], path: Path) -> None:
