@@ -11,6 +11,9 @@ an endpoint that trickles bytes is cut off too); transient failures (connection 
 timeouts, HTTP 429 and 5xx) are retried `http_retries` times with exponential back-off,
 then a `ChatError` naming the URL and the last failure is raised. A client error (other
 4xx) or an answer that is not a chat completion is not retried.
+
+`ask_until_parsed` is the judges' loop over that: parse the answer, and ask again with a
+reminder when it cannot be parsed (the HTTP retries are the client's, below it).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 Messages = list[dict[str, str]]
+Parsed = TypeVar("Parsed")
 
 
 class ChatError(RuntimeError):
@@ -137,3 +142,34 @@ def message_text(payload: Any, url: str) -> str:
     if not isinstance(content, str):
         raise ChatError(f"{url} answered with non-text content: {content!r}")
     return content
+
+
+async def ask_until_parsed(
+    chat: ChatModel,
+    messages: Messages,
+    parse: Callable[[str], Parsed | None],
+    reminder: str,
+    max_retries: int,
+    count: Callable[[str], None] = lambda key: None,
+) -> tuple[Parsed | None, list[str]]:
+    """Ask `chat`; when `parse` finds nothing usable in the answer (None), ask again with the
+    answer and `reminder` appended to the conversation, at most `max_retries` more times.
+    Returns (the parsed answer or None, every raw answer). `count("calls")` is called for
+    each answer and `count("retries")` for each question asked again. A ChatError of the
+    client (endpoint down after its own retries) propagates."""
+    answers: list[str] = []
+    for attempt in range(max_retries + 1):
+        answer = await chat.complete(messages)
+        answers.append(answer)
+        count("calls")
+        parsed = parse(answer)
+        if parsed is not None:
+            return parsed, answers
+        if attempt < max_retries:
+            count("retries")
+            messages = [
+                *messages,
+                {"role": "assistant", "content": answer},
+                {"role": "user", "content": reminder},
+            ]
+    return None, answers

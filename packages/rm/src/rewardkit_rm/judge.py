@@ -24,7 +24,7 @@ import re
 import threading
 from typing import Any
 
-from rewardkit.llm_client import ChatError, Messages, OpenAIChat
+from rewardkit.llm_client import ChatError, Messages, OpenAIChat, ask_until_parsed
 from rewardkit.types import RewardOutput, Sample
 
 SYSTEM_PROMPT = (
@@ -137,26 +137,22 @@ class RMJudge:
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
     async def judge_one(self, sample: Sample) -> RewardOutput:
-        messages = self.messages(sample)
-        answer = ""
-        for attempt in range(self.max_retries + 1):
-            try:
-                answer = await self.chat.complete(messages)
-            except ChatError as exc:
-                raise JudgeError(f"rm.judge: {exc}") from exc
-            self._count("calls")
-            score = parse_score(answer, self.low, self.high)
-            if score is not None:
-                self._count("judgements")
-                value = (score - self.low) / (self.high - self.low)
-                return RewardOutput(value, info={"judge_score": score, "answer": answer[-200:]})
-            if attempt < self.max_retries:
-                self._count("retries")
-                messages = [
-                    *messages,
-                    {"role": "assistant", "content": answer},
-                    {"role": "user", "content": REMINDER.format(low=self.low, high=self.high)},
-                ]
+        try:
+            score, answers = await ask_until_parsed(
+                self.chat,
+                self.messages(sample),
+                lambda answer: parse_score(answer, self.low, self.high),
+                REMINDER.format(low=self.low, high=self.high),
+                self.max_retries,
+                self._count,
+            )
+        except ChatError as exc:
+            raise JudgeError(f"rm.judge: {exc}") from exc
+        answer = answers[-1]
+        if score is not None:
+            self._count("judgements")
+            value = (score - self.low) / (self.high - self.low)
+            return RewardOutput(value, info={"judge_score": score, "answer": answer[-200:]})
         self._count("malformed")
         if self.malformed_score is None:
             raise JudgeError(

@@ -17,6 +17,7 @@ import re
 import threading
 from typing import Any
 
+from rewardkit.llm_client import ask_until_parsed
 from rewardkit_translation.chat import ChatModel, Messages, build_chat
 from rewardkit_translation.judges.base import Judgement, JudgeRequest, Outcome
 from rewardkit_translation.languages import LANGUAGES
@@ -120,23 +121,12 @@ class LLMJudge:
 
     async def ask(self, messages: Messages) -> tuple[str | None, list[str]]:
         """The verdict (None if still unparseable after the retries) and the raw answers."""
-        answers: list[str] = []
-        for attempt in range(self.max_retries + 1):
-            answer = await self.chat.complete(messages)
-            answers.append(answer)
-            self._count("calls")
-            verdict = parse_verdict(answer)
-            if verdict is not None:
-                return verdict, answers
-            if attempt < self.max_retries:
-                self._count("retries")
-                messages = [
-                    *messages,
-                    {"role": "assistant", "content": answer},
-                    {"role": "user", "content": REMINDER},
-                ]
-        self._count("unparseable_answers")
-        return None, answers
+        verdict, answers = await ask_until_parsed(
+            self.chat, messages, parse_verdict, REMINDER, self.max_retries, self._count
+        )
+        if verdict is None:
+            self._count("unparseable_answers")
+        return verdict, answers
 
     async def judge_one(self, r: JudgeRequest) -> Judgement:
         (v1, raw1), (v2, raw2) = await asyncio.gather(
