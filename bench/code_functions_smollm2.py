@@ -30,7 +30,9 @@ RESULTS = ROOT / "bench" / "results"
 CONFIGS = {
     "verpo": "configs/code/smollm2_functions.yaml",
     "binary": "configs/code/smollm2_functions_binary.yaml",
+    "rm": "configs/code/smollm2_functions_rm.yaml",  # needs the trained RM it names
 }
+REWARD_NAMES = {"verpo": "code.verpo", "binary": "code.binary", "rm": "rm.score"}
 
 
 def train(config: str, seed: int, run_dir: Path) -> dict:
@@ -86,7 +88,7 @@ def dead_groups(run_dir: Path, reward: str) -> dict:
     for line in (run_dir / "completions.jsonl").read_text().splitlines():
         row = json.loads(line)
         groups.setdefault((row["step"], row["group"]), []).append(row)
-    rewards = [[r["rewards"][f"code.{reward}"] for r in g] for g in groups.values()]
+    rewards = [[r["rewards"][REWARD_NAMES[reward]] for r in g] for g in groups.values()]
     advantages = [[r["advantage"] for r in g] for g in groups.values()]
     return {
         "logged_groups": len(groups),
@@ -102,10 +104,10 @@ def plot(runs: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    colours = {"verpo": "tab:blue", "binary": "tab:orange"}
+    colours = {"verpo": "tab:blue", "binary": "tab:orange", "rm": "tab:green"}
     for (reward, seed), run_dir in runs.items():
         h = [r for r in history(run_dir) if "time/step" in r]
-        key = f"reward/code.{reward}/mean"
+        key = f"reward/{REWARD_NAMES[reward]}/mean"
         a.plot(
             [r["step"] for r in h],
             [r[key] for r in h],
@@ -141,16 +143,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="VeRPO seeds")
     p.add_argument("--binary-seeds", type=int, nargs="*", default=[0])
+    p.add_argument("--rm-seeds", type=int, nargs="*", default=[], help="rm.score seeds")
     p.add_argument("--runs", default="runs/code_functions")
     p.add_argument("--reuse", action="store_true", help="score runs that have final/")
     args = p.parse_args()
     parent = ROOT / args.runs
     parent.mkdir(parents=True, exist_ok=True)
-    # by seed, VeRPO then binary: an interrupted bench still has paired runs
+    # by seed, VeRPO then binary then rm: an interrupted bench still has paired runs
+    by_reward = {"verpo": args.seeds, "binary": args.binary_seeds, "rm": args.rm_seeds}
     plan = [
         (reward, seed)
-        for seed in sorted(set(args.seeds) | set(args.binary_seeds))
-        for reward, seeds in (("verpo", args.seeds), ("binary", args.binary_seeds))
+        for seed in sorted(set().union(*by_reward.values()))
+        for reward, seeds in by_reward.items()
         if seed in seeds
     ]
     runs = {(reward, seed): parent / f"{reward}_seed{seed}" for reward, seed in plan}
@@ -189,21 +193,24 @@ def main() -> None:
             "train_omp_num_threads": wall["omp_num_threads"],
         }
         print(json.dumps({f"{reward}_seed{seed}": per_run[f"{reward}_seed{seed}"]}), flush=True)
-    comparison = {}
-    for seed in sorted(set(args.seeds) & set(args.binary_seeds)):
-        v, b = scores["verpo", seed], scores["binary", seed]
-        comparison[f"seed{seed}"] = {
-            "pass_at_1_verpo_minus_binary": float(np.mean(v["passed"]) - np.mean(b["passed"])),
-            "ci95": paired_bootstrap(b["passed"], v["passed"]),
-            "test_pass_rate_verpo_minus_binary": float(
-                np.mean(v["test_pass_rate"]) - np.mean(b["test_pass_rate"])
-            ),
-            "test_pass_rate_ci95": paired_bootstrap(b["test_pass_rate"], v["test_pass_rate"]),
-        }
+    comparison, rm_comparison = {}, {}
+    for reward, table in (("verpo", comparison), ("rm", rm_comparison)):
+        for seed in sorted(set(by_reward[reward]) & set(args.binary_seeds)):
+            v, b = scores[reward, seed], scores["binary", seed]
+            table[f"seed{seed}"] = {
+                f"pass_at_1_{reward}_minus_binary": float(
+                    np.mean(v["passed"]) - np.mean(b["passed"])
+                ),
+                "ci95": paired_bootstrap(b["passed"], v["passed"]),
+                f"test_pass_rate_{reward}_minus_binary": float(
+                    np.mean(v["test_pass_rate"]) - np.mean(b["test_pass_rate"])
+                ),
+                "test_pass_rate_ci95": paired_bootstrap(b["test_pass_rate"], v["test_pass_rate"]),
+            }
     result = {
         "command": "uv run --no-sync python bench/code_functions_smollm2.py "
         + " ".join(sys.argv[1:]),
-        "configs": {k: (ROOT / v).read_text() for k, v in CONFIGS.items()},
+        "configs": {k: (ROOT / CONFIGS[k]).read_text() for k, s in by_reward.items() if s},
         "held_out_tasks": len(base["passed"]),
         "base": {
             "pass_at_1": float(np.mean(base["passed"])),
@@ -213,6 +220,7 @@ def main() -> None:
         },
         "runs": per_run,
         "verpo_vs_binary_paired_by_seed": comparison,
+        "rm_vs_binary_paired_by_seed": rm_comparison,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "code_functions_smollm2.json").write_text(json.dumps(result, indent=1))
@@ -248,14 +256,18 @@ def main() -> None:
         + " on a 2-core machine shared with other jobs (load averages in the JSON); "
         "wall time counts the wait for a core, CPU time does not."
     )
-    for seed, c in comparison.items():
-        lo, hi = c["ci95"]
-        lines.append(
-            f"\nVeRPO minus binary, {seed}: pass@1 {c['pass_at_1_verpo_minus_binary']:+.3f} "
-            f"[{lo:+.3f}, {hi:+.3f}], per-test pass rate "
-            f"{c['test_pass_rate_verpo_minus_binary']:+.3f} "
-            f"[{c['test_pass_rate_ci95'][0]:+.3f}, {c['test_pass_rate_ci95'][1]:+.3f}]"
-        )
+    for reward, label, table in (
+        ("verpo", "VeRPO", comparison),
+        ("rm", "rm.score (a learned reward model)", rm_comparison),
+    ):
+        for seed, c in table.items():
+            lo, hi = c["ci95"]
+            lines.append(
+                f"\n{label} minus binary, {seed}: pass@1 "
+                f"{c[f'pass_at_1_{reward}_minus_binary']:+.3f} [{lo:+.3f}, {hi:+.3f}], "
+                f"per-test pass rate {c[f'test_pass_rate_{reward}_minus_binary']:+.3f} "
+                f"[{c['test_pass_rate_ci95'][0]:+.3f}, {c['test_pass_rate_ci95'][1]:+.3f}]"
+            )
     (RESULTS / "code_functions_smollm2.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
