@@ -149,6 +149,9 @@ def test_evaluate_pairs_uses_each_losss_own_preference(loss_name, options, out_d
     pairs = [Pair(f"q{i}", f"answer {i}", r, problem_id=f"p{i}") for i in range(4)
              for r in ("x", "yy", "zzz")]  # fmt: skip
     report = evaluate_pairs(rm, tok, loss, pairs, n_boot=0)
+    # the progress bar of `rewardkit-rm eval` changes nothing in the report
+    with_bar = evaluate_pairs(rm, tok, loss, pairs, n_boot=0, progress=True)
+    assert json.dumps(with_bar, default=str) == json.dumps(report, default=str)  # NaN-safe
     expected = []
     for p in pairs:
         out, gates, _ = head_outputs(rm, tok, [p.prompt, p.prompt], [p.chosen, p.rejected], 512)

@@ -39,7 +39,9 @@ def _key(prompt: Any, response: str) -> str:
     return json.dumps([prompt, response], sort_keys=True)
 
 
-def pair_preferences(rm, tokenizer, loss, pairs: Sequence[Pair], batch_size: int = 16):
+def pair_preferences(
+    rm, tokenizer, loss, pairs: Sequence[Pair], batch_size: int = 16, progress: bool = False
+):
     """Each distinct (prompt, response) scored once: (preference of every pair, a function
     comparing any two scored responses, the number of truncated sequences)."""
     keys: dict[str, int] = {}
@@ -52,7 +54,7 @@ def pair_preferences(rm, tokenizer, loss, pairs: Sequence[Pair], batch_size: int
                 prompts.append(p.prompt)
                 responses.append(response)
     out, gates, truncated = head_outputs(
-        rm, tokenizer, prompts, responses, rm.spec.max_length, batch_size
+        rm, tokenizer, prompts, responses, rm.spec.max_length, batch_size, progress
     )
 
     def compare(prompt: Any, a: str, b: str) -> float:
@@ -215,6 +217,7 @@ def evaluate_pairs(
     batch_size: int = 16,
     n_boot: int = 2000,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """The full report: overall and per source (see the module docstring)."""
     groups, left_out = best_of_4_groups(pairs, seed)
@@ -223,7 +226,9 @@ def evaluate_pairs(
         for g in groups
         for r in g["rejected"]
     ]
-    prefs, compare, truncated = pair_preferences(rm, tokenizer, loss, [*pairs, *extra], batch_size)
+    prefs, compare, truncated = pair_preferences(
+        rm, tokenizer, loss, [*pairs, *extra], batch_size, progress
+    )
     prefs = prefs[: len(pairs)]
     bo4 = [
         (g, float(all(compare(g["prompt"], g["chosen"], r) > 0 for r in g["rejected"])))
@@ -311,7 +316,9 @@ def evaluate_cli(args) -> int:
     if not pairs:
         raise ValueError(f"no pairs in the {args.split} split of {args.data}")
     rm, tokenizer, loss = load_reward_model(args.model)
-    report = evaluate_pairs(rm, tokenizer, loss, pairs, args.batch_size, args.bootstrap)
+    report = evaluate_pairs(
+        rm, tokenizer, loss, pairs, args.batch_size, args.bootstrap, progress=True
+    )
     report |= {
         "model": str(args.model),
         "data": [str(p) for p in args.data],

@@ -30,6 +30,27 @@ def pair_outputs(rm, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor,
 
 
 @torch.no_grad()
+def progress_bar(enabled: bool):
+    """A rich progress bar (description, bar, done/total, elapsed, remaining); `enabled`
+    False makes it silent."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
 def head_outputs(
     rm,
     tokenizer: Any,
@@ -37,10 +58,12 @@ def head_outputs(
     responses: Sequence[str],
     max_length: int,
     batch_size: int = 16,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
     """(outputs (N, out_dim), gates (N, k) or None, truncated count), on the CPU.
 
-    Items are sorted by length so that each batch pads little, then put back in order."""
+    Items are sorted by length so that each batch pads little, then put back in order.
+    `progress` shows a bar over the sequences (for long evaluations)."""
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     device = next(rm.parameters()).device
@@ -50,15 +73,18 @@ def head_outputs(
     outs: list[torch.Tensor | None] = [None] * len(encoded)
     gates: list[torch.Tensor | None] = [None] * len(encoded)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        ids, mask = pad_batch([encoded[i][0] for i in idx], pad)
-        prompt_last = torch.tensor([encoded[i][1] for i in idx])
-        result = rm(ids.to(device), mask.to(device), prompt_last.to(device))
-        for j, i in enumerate(idx):
-            outs[i] = result["out"][j].float().cpu()
-            if result["gate"] is not None:
-                gates[i] = result["gate"][j].float().cpu()
+    with progress_bar(progress) as bar:
+        task = bar.add_task("scoring", total=len(order))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            ids, mask = pad_batch([encoded[i][0] for i in idx], pad)
+            prompt_last = torch.tensor([encoded[i][1] for i in idx])
+            result = rm(ids.to(device), mask.to(device), prompt_last.to(device))
+            for j, i in enumerate(idx):
+                outs[i] = result["out"][j].float().cpu()
+                if result["gate"] is not None:
+                    gates[i] = result["gate"][j].float().cpu()
+            bar.advance(task, len(idx))
     if not encoded:
         return torch.zeros(0, rm.spec.out_dim), None, 0
     stacked_gates = torch.stack(gates) if gates[0] is not None else None

@@ -42,7 +42,7 @@ from rewardkit_rm.data import (
 )
 from rewardkit_rm.losses import build_loss
 from rewardkit_rm.model import RMSpec, build_reward_model, save_reward_model
-from rewardkit_rm.scoring import pair_outputs
+from rewardkit_rm.scoring import pair_outputs, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def train(config: RMConfig, rows: tuple[list, list] | None = None) -> Path:
         next(stream)
     rm.train()
     window: dict[str, list[float]] = {}
-    progress = _progress(c.progress and accelerator.is_main_process)
+    progress = progress_bar(c.progress and accelerator.is_main_process)
     task = progress.add_task("rm", total=c.max_steps, completed=start_step)
     with progress:
         for step in range(start_step + 1, c.max_steps + 1):
@@ -280,25 +280,6 @@ def train(config: RMConfig, rows: tuple[list, list] | None = None) -> Path:
         save_reward_model(accelerator.unwrap_model(rm), tokenizer, final)
     accelerator.wait_for_everyone()
     return final
-
-
-def _progress(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
 
 
 def save_checkpoint(path: Path, rm, optimizer, scheduler, step: int) -> None:
