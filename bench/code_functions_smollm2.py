@@ -1,4 +1,4 @@
-"""Code on a real model: GRPO with VeRPO's dense reward vs a binary reward, SmolLM2-135M.
+"""Code on a real model: GRPO with VeRPO, a binary reward or a learned RM, SmolLM2-135M.
 
 For each reward (configs/code/smollm2_functions.yaml: code.verpo; ..._binary.yaml:
 code.binary with GRPO's advantage) and seed: `rewardkit train` in a subprocess (wall time,
@@ -226,7 +226,7 @@ def main() -> None:
     (RESULTS / "code_functions_smollm2.json").write_text(json.dumps(result, indent=1))
     plot(runs, RESULTS / "code_functions_smollm2.png")
     lines = [
-        "# Code on SmolLM2-135M-Instruct: VeRPO vs binary reward (code.functions)",
+        "# Code on SmolLM2-135M-Instruct: VeRPO, binary and learned (rm.score) rewards (code.functions)",
         "",
         f"Command: `{result['command']}`. Held-out: {result['held_out_tasks']} tasks, greedy, "
         "every answer run in the docker sandbox.",
