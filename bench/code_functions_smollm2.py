@@ -3,8 +3,8 @@
 For each reward (configs/code/smollm2_functions.yaml: code.verpo; ..._binary.yaml:
 code.binary with GRPO's advantage; ..._rm.yaml: rm.score, `--rm-seeds`) and seed:
 `rewardkit train` in a subprocess (wall time, CPU seconds and `uptime` recorded), then
-the run's `final/` answers every held-out task greedily and each answer runs in the sandbox. The base model is scored once the same way
-(greedy decoding is deterministic). Metrics per task: pass@1 (every test passes) and the
+the run's `final/` answers every held-out task greedily and each answer runs in the sandbox.
+The base model is scored once the same way (greedy decoding is deterministic). Metrics per task: pass@1 (every test passes) and the
 per-test pass rate. For each run: the gain over the base with a paired bootstrap 95% CI over
 tasks. For each seed that has both rewards: VeRPO's gain minus binary's, paired by task.
 Writes bench/results/code_functions_smollm2.{json,png,md}.
