@@ -1,13 +1,13 @@
 """Code on a real model: GRPO with VeRPO, a binary reward or a learned RM, SmolLM2-135M.
 
 For each reward (configs/code/smollm2_functions.yaml: code.verpo; ..._binary.yaml:
-code.binary with GRPO's advantage; ..._rm.yaml: rm.score, `--rm-seeds`) and seed:
-`rewardkit train` in a subprocess (wall time, CPU seconds and `uptime` recorded), then
-the run's `final/` answers every held-out task greedily and each answer runs in the sandbox.
-The base model is scored once the same way (greedy decoding is deterministic). Metrics per task: pass@1 (every test passes) and the
-per-test pass rate. For each run: the gain over the base with a paired bootstrap 95% CI over
-tasks. For each seed that has both rewards: VeRPO's gain minus binary's, paired by task.
-Writes bench/results/code_functions_smollm2.{json,png,md}.
+code.binary with GRPO's advantage; ..._rm.yaml: rm.score, `--rm-seeds`) and seed: `rewardkit
+train` in a subprocess (wall time, CPU seconds and `uptime` recorded), then the run's
+`final/` answers every held-out task greedily and each answer runs in the sandbox. The base
+model is scored once the same way (greedy decoding is deterministic). Metrics per task:
+pass@1 (every test passes) and the per-test pass rate. For each run: the gain over the base
+with a paired bootstrap 95% CI over tasks. For each seed that has both rewards: VeRPO's gain
+minus binary's, paired by task. Writes bench/results/code_functions_smollm2.{json,png,md}.
 
     uv run --no-sync python bench/code_functions_smollm2.py --seeds 0 1 2 --binary-seeds 0
     uv run --no-sync python bench/code_functions_smollm2.py --reuse ...   # score finished runs
