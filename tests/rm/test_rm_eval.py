@@ -13,6 +13,7 @@ from rewardkit_rm.evaluate import (
     best_of_4_groups,
     bootstrap,
     evaluate_pairs,
+    kind_table,
     length_best_of_4,
     length_wins,
     summarize,
@@ -84,7 +85,15 @@ def test_evaluate_pairs_best_of_4_and_sources_with_a_length_reward():
 
     pairs = [Pair("p", "chosen!!", r, problem_id="X", source="s1") for r in ["a", "bb", "ccc"]]
     pairs += [Pair("q", "c", r, problem_id="Y", source="s2") for r in ["a", "bb", "dddd"]]
+    for pair, kind in zip(pairs[3:], ["short", "long", "long"], strict=True):
+        pair.meta = {"kind": kind}
     report = evaluate_pairs(FixedRM(), build_tokenizer(), build_loss("bt"), pairs, n_boot=50)
+    # per kind of rejected answer (only pairs that name one): "c" ties "a", loses to the rest
+    assert list(report["kinds"]) == ["s2 / long", "s2 / short"]
+    assert report["kinds"]["s2 / short"]["accuracy"] == 0.5
+    assert report["kinds"]["s2 / long"]["accuracy"] == 0.0
+    assert report["kinds"]["s2 / long"]["pairs"] == 2
+    assert "| s2 / short | 1 | 1 | 0.500" in kind_table(report)
     s1, s2 = report["sources"]["s1"], report["sources"]["s2"]
     assert s1["accuracy"] == 1.0 and s1["best_of_4"] == 1.0  # the chosen is the longest
     # "c" vs "a" ties (½), loses to "bb" and "dddd"; best-of-4 needs strictly highest
@@ -120,6 +129,13 @@ def test_cli_eval_on_the_held_out_split_of_a_trained_model(tmp_path):
     assert overall["accuracy"] > 0.9 and overall["best_of_4"] > 0.5
     assert overall["accuracy_minus_length_ci"][0] > 0  # "yes" vs "no": length cannot tell
     assert "| overall |" in table(report)
+    assert (
+        report["command"]
+        == "rewardkit-rm "
+        + " ".join([*argv, "--bootstrap", "200", "--out"])
+        + f" {tmp_path / 'eval.json'}"
+    )
+    assert "kinds" not in report
     # --limit keeps whole problems; an empty split is a clear error (exit 2)
     main([*argv, "--limit", "3", "--bootstrap", "0", "--out", str(tmp_path / "e3.json")])
     assert json.loads((tmp_path / "e3.json").read_text())["overall"]["problems"] == 3

@@ -10,6 +10,7 @@ from rewardkit_rm.model import (
     build_reward_model,
     last_token,
     load_reward_model,
+    mean_over_response,
     save_reward_model,
 )
 from rewardkit_rm.scoring import head_outputs, pair_outputs
@@ -35,6 +36,43 @@ def test_causal_head_reads_the_last_real_token_whatever_the_padding():
     padded = torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], 1)
     mask = torch.tensor([[1] * ids.shape[1] + [0, 0, 0]])
     assert torch.allclose(rm(padded, mask)["out"], alone, atol=1e-5)
+
+
+def test_mean_over_response_by_hand():
+    hidden = torch.arange(2 * 5 * 1, dtype=torch.float32).reshape(2, 5, 1)  # row 0: 0..4
+    mask = torch.tensor([[1, 1, 1, 1, 0], [0, 1, 1, 1, 1]])
+    # row 0: prompt ends at 1 -> mean of positions 2, 3 (4 is padding) = 2.5
+    # row 1 (left padded, values 5..9): prompt ends at 2 -> positions 3, 4 -> (8 + 9) / 2
+    # a prompt cut away (prompt_last 0) keeps every kept position after 0
+    pooled = mean_over_response(hidden, mask, torch.tensor([1, 2]))
+    assert pooled[:, 0].tolist() == [2.5, 8.5]
+    assert mean_over_response(hidden, mask, torch.tensor([0, 0]))[:, 0].tolist() == [2.0, 7.5]
+
+
+def test_mean_pooling_ignores_padding_and_the_prompt_and_survives_save(tmp_path):
+    rm, tok = build_reward_model("tiny", RMSpec(pooling="mean"), tiny_model=TINY, seed=1)
+    rm.eval()
+    prompts, responses = ["2+2=", "a much longer prompt here", "x"], ["4", "five", "a b c d"]
+    together, _, _ = head_outputs(rm, tok, prompts, responses, 64, batch_size=3)
+    alone = torch.cat([head_outputs(rm, tok, [p], [r], 64)[0] for p, r in zip(prompts, responses)])
+    assert torch.allclose(together, alone, atol=1e-5)
+    # the pooled state is the mean over the response's positions, read by the head
+    ids = torch.tensor([tok("2+2=4")["input_ids"]])
+    n_prompt = len(tok("2+2=")["input_ids"])
+    with torch.no_grad():
+        hidden = rm.backbone(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+        by_hand = rm.head(hidden[0, n_prompt:].mean(0))
+    assert torch.allclose(together[0], by_hand, atol=1e-5)
+    save_reward_model(rm, tok, tmp_path / "m")
+    loaded, tok2, _ = load_reward_model(tmp_path / "m")
+    assert loaded.spec.pooling == "mean"
+    assert torch.allclose(
+        head_outputs(loaded, tok2, prompts, responses, 64)[0], together, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="pools by itself"):
+        build_reward_model("tiny", RMSpec(kind="seqcls", pooling="mean"), tiny_model=TINY)
+    with pytest.raises(ValueError, match="pooling must be"):
+        build_reward_model("tiny", RMSpec(pooling="max"), tiny_model=TINY)
 
 
 def trl_loss(backbone, tokenizer, items, tmp_path):

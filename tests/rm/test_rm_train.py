@@ -88,6 +88,30 @@ def test_every_pair_loss_trains_end_to_end(tmp_path, loss, options, extra):
     assert load_reward_model(final)[0].spec.loss == loss
 
 
+def test_mean_pooling_trains_pairs_and_ratings(tmp_path):
+    write_jsonl(learnable_pairs(30), tmp_path / "pairs.jsonl")
+    final = train(config(tmp_path, pooling="mean", max_steps=30))
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["eval/accuracy"] > 0.8, rows[-1]
+    assert load_reward_model(final)[0].spec.pooling == "mean"
+    ratings = [
+        {"prompt": f"q{i}", "response": "good" if i % 2 else "bad", "ratings": {"h": i % 2}}
+        for i in range(60)
+    ]
+    (tmp_path / "ratings.jsonl").write_text("\n".join(json.dumps(r) for r in ratings))
+    cfg = config(
+        tmp_path,
+        pooling="mean",
+        loss="regression",
+        loss_options={"attributes": ["h"], "scale": [0, 1]},
+        data=[{"path": str(tmp_path / "ratings.jsonl")}],
+        output_dir=str(tmp_path / "reg"),
+    )
+    rm, tok, _ = load_reward_model(train(cfg))
+    out, _, _ = head_outputs(rm, tok, ["q1", "q2"], ["good", "bad"], 32)
+    assert out[0, 0] > out[1, 0] + 0.3
+
+
 def test_a_loss_missing_its_data_field_names_the_problem(tmp_path):
     write_jsonl(learnable_pairs(5), tmp_path / "pairs.jsonl")
     with pytest.raises(ValueError, match="needs `margin` on every pair; problem 'p"):

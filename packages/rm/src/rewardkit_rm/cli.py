@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--limit", type=int, default=0, help="at most this many problems per source")
     ev.add_argument("--out", type=Path, default=None, help="write the report as JSON")
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in reports
     handlers = {"data": cmd_data, "train": cmd_train, "eval": cmd_eval}
     try:
         return handlers[args.command](args)

@@ -39,6 +39,8 @@ class RMConfig(_Strict):
     model: str = "tiny"  # "tiny", a packaged name (smollm2-135m-instruct) or a local folder
     tiny_model: dict[str, Any] = Field(default_factory=dict)
     kind: Literal["causal_head", "seqcls"] = "causal_head"
+    pooling: Literal["last", "mean"] = "last"  # causal_head reads the last token, or the
+    # mean over the response's tokens
     loss: str = "bt"
     loss_options: dict[str, Any] = Field(default_factory=dict)
     max_length: int = Field(512, ge=8)

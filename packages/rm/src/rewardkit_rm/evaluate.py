@@ -5,7 +5,9 @@
 - best-of-4 (RewardBench 2 style): one chosen against three rejected answers of the same
   prompt; correct when the chosen scores strictly highest (GPM: beats all three); chance
   is 25%. Problems with fewer than three rejected answers are left out (counted);
-- per source, and overall;
+- per source, and overall; and per kind of rejected answer (a pair's `meta.kind`, which
+  the verifier-built sources set: a HumanEval mutation, a BFCL perturbation, a chain-sum
+  slip);
 - length-bias probe: accuracy on the pairs whose rejected answer is longer (in
   characters), and on those where it is shorter; and the length baseline: the better of
   "the longer answer wins" and "the shorter answer wins" on the same pairs (the best any
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -250,7 +254,35 @@ def evaluate_pairs(
             n_boot,
             seed,
         )
+    kinds = sorted({(p.source, p.meta["kind"]) for p in pairs if "kind" in p.meta})
+    if kinds:  # which kinds of rejected answer the RM misses (the sources name them)
+        report["kinds"] = {}
+        for source, kind in kinds:
+            idx = [
+                i for i, p in enumerate(pairs) if p.source == source and p.meta.get("kind") == kind
+            ]
+            report["kinds"][f"{source} / {kind}"] = summarize(
+                [pairs[i] for i in idx], [prefs[i] for i in idx], [], n_boot, seed
+            )
     return report
+
+
+def kind_table(report: dict[str, Any]) -> str:
+    """Accuracy per kind of rejected answer (a pair's `meta.kind`), as markdown; empty
+    when no pair names its kind."""
+    if not report.get("kinds"):
+        return ""
+    lines = [
+        "| source / kind of rejected | pairs | problems | accuracy (95% CI) |",
+        "|---|---|---|---|",
+    ]
+    for name, r in report["kinds"].items():
+        low, high = r["accuracy_ci"]
+        lines.append(
+            f"| {name} | {r['pairs']} | {r['problems']} | {r['accuracy']:.3f} "
+            f"[{low:.3f}, {high:.3f}] |"
+        )
+    return "\n".join(lines)
 
 
 def table(report: dict[str, Any]) -> str:
@@ -320,6 +352,7 @@ def evaluate_cli(args) -> int:
         rm, tokenizer, loss, pairs, args.batch_size, args.bootstrap, progress=True
     )
     report |= {
+        "command": shlex.join(["rewardkit-rm", *getattr(args, "argv", sys.argv[1:])]),
         "model": str(args.model),
         "data": [str(p) for p in args.data],
         "split": args.split,
@@ -327,6 +360,8 @@ def evaluate_cli(args) -> int:
         "identical_pairs_skipped": report_load.identical,
     }
     print(table(report))
+    if report.get("kinds"):
+        print("\n" + kind_table(report))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1))

@@ -5,8 +5,9 @@ Two kinds of backbone:
 - `causal_head` (default): the decoder of any causal LM (`AutoModel`, no LM head: the
   vocabulary projection is never computed) with a linear head of `out_dim` outputs (1 for
   BT, one per attribute for regression, 2k for GPM, K for ordinal) on the hidden state of
-  the last token the attention mask keeps (right or left padding), plus GPM's optional
-  prompt gate on the prompt's last token;
+  the last token the attention mask keeps (right or left padding), or (`pooling: mean`) on
+  the mean hidden state over the response's tokens, plus GPM's optional prompt gate on the
+  prompt's last token;
 - `seqcls`: an `AutoModelForSequenceClassification` with `num_labels = out_dim`, which
   pools by itself (the last token that is not `pad_token_id`, as TRL's RewardTrainer).
 
@@ -29,6 +30,7 @@ from torch import nn
 
 CONFIG_FILE = "rm_config.json"
 KINDS = ("causal_head", "seqcls")
+POOLINGS = ("last", "mean")
 
 
 @dataclass
@@ -42,6 +44,7 @@ class RMSpec:
     gate_dim: int = 0  # GPM's prompt gate (k), 0 = none
     max_length: int = 512
     base_model: str = ""  # what it was trained from (informative)
+    pooling: str = "last"  # causal_head: the last token, or the mean over the response
 
 
 class RewardModel(nn.Module):
@@ -52,6 +55,10 @@ class RewardModel(nn.Module):
         super().__init__()
         if spec.kind not in KINDS:
             raise ValueError(f"reward model kind must be one of {KINDS}, got {spec.kind!r}")
+        if spec.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {spec.pooling!r}")
+        if spec.kind == "seqcls" and spec.pooling != "last":
+            raise ValueError("a seqcls backbone pools by itself: use pooling 'last'")
         self.spec = spec
         self.backbone = backbone
         self.head = self.gate = None
@@ -80,7 +87,13 @@ class RewardModel(nn.Module):
             input_ids=input_ids, attention_mask=attention_mask, use_cache=False
         ).last_hidden_state
         rows = torch.arange(len(input_ids), device=hidden.device)
-        out = self.head(hidden[rows, last_token(attention_mask)].to(self.head.weight.dtype))
+        if self.spec.pooling == "mean":
+            if prompt_last is None:
+                raise ValueError("mean pooling needs prompt_last (the prompt's last token)")
+            pooled = mean_over_response(hidden, attention_mask, prompt_last.to(hidden.device))
+        else:
+            pooled = hidden[rows, last_token(attention_mask)]
+        out = self.head(pooled.to(self.head.weight.dtype))
         gate = None
         if self.gate is not None:
             if prompt_last is None:
@@ -94,6 +107,17 @@ def last_token(attention_mask: torch.Tensor) -> torch.Tensor:
     """Index of the last position the mask keeps in each row (left or right padding)."""
     positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
     return (positions * attention_mask.long()).argmax(-1)
+
+
+def mean_over_response(
+    hidden: torch.Tensor, attention_mask: torch.Tensor, prompt_last: torch.Tensor
+) -> torch.Tensor:
+    """Mean hidden state over each row's response: the kept positions after `prompt_last`
+    (every kept position when the prompt was cut away and `prompt_last` is 0)."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    keep = attention_mask.bool() & (positions[None, :] > prompt_last[:, None])
+    keep = keep.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * keep).sum(1) / keep.sum(1).clamp(min=1)
 
 
 # -- building -------------------------------------------------------------------------------

@@ -136,7 +136,8 @@ def step_loss(rm, loss, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, 
     """The loss of one collated batch and what to log about it."""
     if loss.data == "ratings":
         device = next(rm.parameters()).device
-        out = rm(batch["input_ids"].to(device), batch["attention_mask"].to(device))["out"]
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        out = rm(ids, mask, batch["prompt_last"].to(device))["out"]
         return loss(out, batch), {}
     chosen, rejected, fields = pair_outputs(rm, batch)
     value = loss(chosen, rejected, fields)
@@ -185,6 +186,7 @@ def train(config: RMConfig, rows: tuple[list, list] | None = None) -> Path:
         gate_dim=loss.k if loss.uses_gate else 0,
         max_length=c.max_length,
         base_model=c.model,
+        pooling=c.pooling,
     )
     rm, tokenizer = build_reward_model(
         c.model, spec, c.tiny_model, c.lora(), c.seed, c.gradient_checkpointing
