@@ -51,6 +51,10 @@ def test_config_errors_name_the_key():
         RMConfig(batch_size=0)
     with pytest.raises(ValueError, match="loss 'gpm'"):
         RMConfig(loss="gpm", loss_options={"dims": 3})
+    with pytest.raises(ValueError, match="pooling: mean needs kind: causal_head"):
+        RMConfig(kind="seqcls", pooling="mean")
+    with pytest.raises(ValueError, match="pooling"):
+        RMConfig(pooling="max")
     with pytest.raises(ValueError, match="exactly one of `path` or `source`"):
         RMConfig(data=[{"path": "a", "source": "b"}])
 

@@ -91,6 +91,8 @@ class RMConfig(_Strict):
         build_loss(self.loss, self.loss_options)  # fails now on a bad loss or option
         if self.loss == "gpm" and self.loss_options.get("gate") and self.kind != "causal_head":
             raise ValueError("gpm with gate: true needs kind: causal_head")
+        if self.pooling != "last" and self.kind != "causal_head":
+            raise ValueError("pooling: mean needs kind: causal_head (seqcls pools by itself)")
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | tuple = ()) -> RMConfig:
