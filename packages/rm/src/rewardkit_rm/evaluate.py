@@ -254,16 +254,15 @@ def evaluate_pairs(
             n_boot,
             seed,
         )
-    kinds = sorted({(p.source, p.meta["kind"]) for p in pairs if "kind" in p.meta})
-    if kinds:  # which kinds of rejected answer the RM misses (the sources name them)
-        report["kinds"] = {}
-        for source, kind in kinds:
-            idx = [
-                i for i, p in enumerate(pairs) if p.source == source and p.meta.get("kind") == kind
-            ]
-            report["kinds"][f"{source} / {kind}"] = summarize(
-                [pairs[i] for i in idx], [prefs[i] for i in idx], [], n_boot, seed
-            )
+    by_kind = defaultdict(list)  # which kinds of rejected answer the RM misses
+    for i, p in enumerate(pairs):
+        if "kind" in p.meta:
+            by_kind[f"{p.source} / {p.meta['kind']}"].append(i)
+    if by_kind:
+        report["kinds"] = {
+            name: summarize([pairs[i] for i in idx], [prefs[i] for i in idx], [], n_boot, seed)
+            for name, idx in sorted(by_kind.items())
+        }
     return report
 
 
@@ -360,8 +359,8 @@ def evaluate_cli(args) -> int:
         "identical_pairs_skipped": report_load.identical,
     }
     print(table(report))
-    if report.get("kinds"):
-        print("\n" + kind_table(report))
+    if kinds := kind_table(report):
+        print("\n" + kinds)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1))

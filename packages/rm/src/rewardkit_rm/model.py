@@ -112,8 +112,9 @@ def last_token(attention_mask: torch.Tensor) -> torch.Tensor:
 def mean_over_response(
     hidden: torch.Tensor, attention_mask: torch.Tensor, prompt_last: torch.Tensor
 ) -> torch.Tensor:
-    """Mean hidden state over each row's response: the kept positions after `prompt_last`
-    (every kept position when the prompt was cut away and `prompt_last` is 0)."""
+    """Mean hidden state over each row's response: the kept positions after `prompt_last`.
+    When truncation cut the whole prompt away, `prompt_last` is 0 and the first kept token
+    is left out too; a row with no position after `prompt_last` pools to zeros."""
     positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
     keep = attention_mask.bool() & (positions[None, :] > prompt_last[:, None])
     keep = keep.to(hidden.dtype).unsqueeze(-1)
